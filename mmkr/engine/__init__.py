@@ -1,0 +1,3 @@
+from .hooks import KRTemperatureHook
+
+__all__ = ['KRTemperatureHook']

@@ -1,0 +1,3 @@
+from .temperature_hook import KRTemperatureHook
+
+__all__ = ['KRTemperatureHook']

@@ -1,0 +1,53 @@
+from typing import Optional
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmpretrain.registry import HOOKS
+
+from ...models.layers import KernelGenerator
+
+DATA_BATCH = Optional[dict]
+
+
+@HOOKS.register_module()
+class KRTemperatureHook(Hook):
+    """Anneals the attention temperature T of every kernel generator.
+
+    T falls linearly from ``init_temperature`` to ``final_temperature`` over
+    the first ``anneal_epochs`` epochs, updated every iteration, and stays at
+    ``final_temperature`` after (ODConv's and DyConv's schedule). T is a
+    buffer of each generator, so checkpoints carry it and a resumed run or a
+    test of a mid-schedule checkpoint uses the T that training used.
+
+    Args:
+        init_temperature (float): T at the first iteration. Defaults to 30.
+        final_temperature (float): T from ``anneal_epochs`` on. Defaults to 1.
+        anneal_epochs (float): length of the annealing. Defaults to 10.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, init_temperature: float = 30.,
+                 final_temperature: float = 1., anneal_epochs: float = 10.):
+        if anneal_epochs <= 0:
+            raise ValueError(f'anneal_epochs must be > 0, got {anneal_epochs}')
+        if init_temperature <= 0 or final_temperature <= 0:
+            raise ValueError('temperatures must be > 0, got '
+                             f'{init_temperature} and {final_temperature}')
+        self.init_temperature = init_temperature
+        self.final_temperature = final_temperature
+        self.anneal_epochs = anneal_epochs
+
+    def temperature(self, iteration: int, iters_per_epoch: int) -> float:
+        progress = iteration / (self.anneal_epochs * iters_per_epoch)
+        return self.final_temperature + max(0., 1. - progress) * (
+            self.init_temperature - self.final_temperature)
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch: DATA_BATCH = None) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        value = self.temperature(runner.iter, len(runner.train_dataloader))
+        for module in model.modules():
+            if isinstance(module, KernelGenerator):
+                module.temperature.fill_(value)

@@ -1,0 +1,3 @@
+from .kr_linear_head import KRLinearClsHead
+
+__all__ = ['KRLinearClsHead']

@@ -1,0 +1,85 @@
+"""Dynamic linear layer with K candidate weights and the KR path."""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .dynamic_layer import DynamicLayer
+
+
+class DynamicLinear(DynamicLayer):
+    """y = f ⊙ ((c ⊙ x) · (Σ_k a_k W_k)^T) + Σ_k a_k b_k, per sample.
+
+    The linear counterpart of :class:`DynamicConv2d`, for token MLPs and
+    attention projections. h is the input itself for (B, C) inputs and the
+    mean over tokens for (B, N, C) inputs (DESIGN §1). c, f and a are the
+    channel, filter and kernel attentions; there is no spatial one.
+
+    Execution: with one candidate, a static ``F.linear`` between the channel
+    and filter scalings; with K candidates, the per-sample (C_out, C_in)
+    weights are mixed in one matmul and applied by one batched matmul.
+
+    Args:
+        in_features, out_features, bias: as for :class:`torch.nn.Linear`.
+        **kwargs: the KR options of :class:`DynamicLayer`.
+
+    Shapes:
+        x: (B, C_in) or (B, N, C_in), d: (B, D) or None
+        -> y: (B, C_out) or (B, N, C_out), d_{i+1}: (B, D) or None
+    """
+
+    def __init__(self, in_features: int, out_features: int,
+                 bias: bool = True, kernel_num: int = 1, **kwargs):
+        super().__init__(in_features, out_features, 1, kernel_num, **kwargs)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(
+            torch.empty(kernel_num, out_features, in_features))
+        self.bias = (nn.Parameter(torch.empty(kernel_num, out_features))
+                     if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Each candidate drawn as a ViT linear is: truncated normal, std
+        0.02, zero bias."""
+        nn.init.trunc_normal_(self.weight, std=0.02)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def extra_repr(self) -> str:
+        return (f'in_features={self.in_features}, '
+                f'out_features={self.out_features}, '
+                f'bias={self.bias is not None}, '
+                f'kernel_num={self.kernel_num}, kr_dims={self.kr_dims}')
+
+    def forward_kr(self, x: torch.Tensor, d: Optional[torch.Tensor] = None
+                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        if x.dim() not in (2, 3):
+            raise ValueError('DynamicLinear expects (B, C) or (B, N, C) '
+                             f'inputs, got {tuple(x.shape)}')
+        tokens = x if x.dim() == 3 else x.unsqueeze(1)
+        att, d_next = self.attend(tokens.mean(dim=1), d)
+        if att.channel is not None:
+            tokens = tokens * att.channel.unsqueeze(1).to(tokens.dtype)
+        if att.kernel is None:
+            out = F.linear(tokens, self.weight[0])
+            bias = None if self.bias is None else self.bias[0]
+        else:
+            weights = (att.kernel @ self.weight.flatten(1).to(
+                att.kernel.dtype)).view(-1, self.out_features,
+                                        self.in_features)
+            out = torch.bmm(tokens, weights.transpose(1, 2).to(tokens.dtype))
+            bias = None if self.bias is None else (
+                att.kernel @ self.bias).unsqueeze(1)
+        if att.filter is not None:
+            out = out * att.filter.unsqueeze(1).to(out.dtype)
+        if bias is not None:
+            out = out + bias.to(out.dtype)
+        return (out if x.dim() == 3 else out.squeeze(1)), d_next
+
+    @classmethod
+    def from_static(cls, linear: nn.Linear, **kwargs) -> 'DynamicLinear':
+        """A dynamic linear with ``linear``'s sizes and bias setting."""
+        return cls(linear.in_features, linear.out_features,
+                   linear.bias is not None, **kwargs)
