@@ -1,0 +1,108 @@
+"""KRLinearClsHead and KRTemperatureHook, the latter in a real Runner."""
+import pytest
+import torch
+from mmengine.runner import Runner
+from mmpretrain.registry import HOOKS, MODELS
+from mmpretrain.structures import DataSample
+from torch.utils.data import Dataset
+
+import mmkr  # noqa: F401
+from mmkr.models.layers import KernelGenerator
+
+
+def test_head_uses_feature_and_kr():
+    head = MODELS.build(
+        dict(type='KRLinearClsHead', num_classes=5, in_channels=8,
+             kr_dims=4))
+    feat, kr = torch.randn(2, 8, 3, 3), torch.randn(2, 4)
+    logits = head((feat, kr))
+    expected = head.fc(torch.cat([feat.mean(dim=(2, 3)), kr], dim=1))
+    torch.testing.assert_close(logits, expected)
+    # a ViT's class token is used as it is
+    token = torch.randn(2, 8)
+    torch.testing.assert_close(head((token, kr)),
+                               head.fc(torch.cat([token, kr], dim=1)))
+    with pytest.raises(ValueError, match='return_kr=True'):
+        head((feat, ))
+    with pytest.raises(ValueError, match='d_L of 4'):
+        head((feat, torch.randn(2, 3)))
+
+
+def test_classifier_trains_both_branches():
+    model = MODELS.build(
+        dict(type='ImageClassifier',
+             backbone=dict(type='KRBackbone',
+                           backbone=dict(type='ResNet', depth=18,
+                                         base_channels=8),
+                           kr_dims=4, return_kr=True),
+             head=dict(type='KRLinearClsHead', num_classes=3,
+                       in_channels=64, kr_dims=4)))
+    samples = [DataSample().set_gt_label(i) for i in range(2)]
+    losses = model(torch.randn(2, 3, 32, 32), samples, mode='loss')
+    losses['loss'].backward()
+    assert model.head.fc.weight.grad[:, 64:].abs().sum() > 0
+    assert model.backbone.encoder.proj.weight.grad.abs().sum() > 0
+
+
+def test_temperature_schedule():
+    hook = HOOKS.build(dict(type='KRTemperatureHook', anneal_epochs=2))
+    assert hook.temperature(0, 10) == 30.
+    assert hook.temperature(10, 10) == pytest.approx(15.5)
+    assert hook.temperature(20, 10) == 1.
+    assert hook.temperature(55, 10) == 1.
+    with pytest.raises(ValueError, match='anneal_epochs'):
+        HOOKS.build(dict(type='KRTemperatureHook', anneal_epochs=0))
+
+
+class RandomImages(Dataset):
+    metainfo = dict(classes=('a', 'b'))
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        gen = torch.Generator().manual_seed(index)
+        return dict(
+            inputs=torch.randint(0, 255, (3, 32, 32), generator=gen,
+                                 dtype=torch.uint8),
+            data_samples=DataSample().set_gt_label(index % 2))
+
+
+def test_hook_sets_every_generator_in_a_runner(tmp_path):
+    """4 iterations per epoch, annealing over 2 epochs: the 4th iteration
+    (index 3) runs at T = 30 - 29 * 3 / 8."""
+    seen = []
+    runner = Runner(
+        model=dict(
+            type='ImageClassifier',
+            data_preprocessor=dict(type='ClsDataPreprocessor',
+                                   num_classes=2),
+            backbone=dict(type='KRBackbone',
+                          backbone=dict(type='ResNet', depth=18,
+                                        base_channels=8),
+                          kernel_num=2, kr_dims=4, return_kr=True),
+            head=dict(type='KRLinearClsHead', num_classes=2, in_channels=64,
+                      kr_dims=4)),
+        work_dir=str(tmp_path),
+        train_dataloader=dict(
+            dataset=RandomImages(), batch_size=2, num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False)),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        custom_hooks=[dict(type='KRTemperatureHook', anneal_epochs=2)],
+        default_hooks=dict(checkpoint=None, logger=None),
+        default_scope='mmpretrain')
+
+    def record_temperature(module, args):
+        seen.append(module.temperature.item())
+
+    generators = [
+        m for m in runner.model.modules() if isinstance(m, KernelGenerator)
+    ]
+    assert generators
+    first = generators[0]
+    first.register_forward_pre_hook(record_temperature)
+    runner.train()
+    assert seen == pytest.approx([30 - 29 * i / 8 for i in range(4)])
+    assert all(g.temperature.item() == pytest.approx(30 - 29 * 3 / 8)
+               for g in generators)
