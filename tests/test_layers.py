@@ -126,9 +126,14 @@ def test_kr_off_is_odconv(kernel_size, kernel_num):
     ref = reference_odconv2d(layer, x)
     assert d_next is None
     torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
-    params = [x] + list(layer.parameters())
+    # ODConv's fc has no bias; BatchNorm over the batch cancels ours
+    params = [x] + [
+        p for name, p in layer.named_parameters() if name != 'fusion.fc.bias'
+    ]
     for g, ref_g in zip(grads([out], params), grads([ref], params)):
         torch.testing.assert_close(g, ref_g, rtol=1e-6, atol=1e-6)
+    (bias_grad, ) = grads([layer.forward_kr(x)[0]], [layer.fusion.fc.bias])
+    torch.testing.assert_close(bias_grad, torch.zeros_like(bias_grad))
 
 
 def test_depthwise_and_pointwise_heads():

@@ -32,13 +32,13 @@ def reference_attention(layer, h: Tensor, d: Optional[Tensor]
                         ) -> Tuple[Dict[str, Tensor], Optional[Tensor]]:
     """One sample: h (C_in,), d (D,) -> attentions by head name, d_next (D,).
 
-    h~ = ReLU(norm(W_F [d; h])); logit_j = W_j h~ + b_j; attention_j =
+    h~ = ReLU(norm(W_F [d; h] + b_F)); logit_j = W_j h~ + b_j; attention_j =
     sigmoid(logit_j / T) (softmax for DyConv's kernel head);
-    d_next = W_2 ReLU(LN(W_1 [h~; logits])) + b_2.
+    d_next = W_2 ReLU(LN(W_1 [h~; logits] + b_1)) + b_2.
     """
     fusion, generator = layer.fusion, layer.generator
     z = h if d is None else torch.cat([d, h])
-    z = torch.relu(_norm(fusion.fc.weight @ z, fusion.norm))
+    z = torch.relu(_norm(_linear(z, fusion.fc), fusion.norm))
     temperature = generator.temperature
     logits, att = [], {}
     for name, head in generator.heads.items():
@@ -53,7 +53,7 @@ def reference_attention(layer, h: Tensor, d: Optional[Tensor]
     if layer.kr_generator is not None:
         krg = layer.kr_generator
         state = torch.cat([z] + logits)
-        hidden = torch.relu(_norm(krg.fc1.weight @ state, krg.norm))
+        hidden = torch.relu(_norm(_linear(state, krg.fc1), krg.norm))
         d_next = _linear(hidden, krg.fc2)
     return att, d_next
 
@@ -128,6 +128,7 @@ def reference_odconv2d(layer, x: Tensor) -> Tensor:
     """
     b, c, h, w = x.shape
     fusion, generator = layer.fusion, layer.generator
+    # ODConv's fc has no bias; BatchNorm over the batch cancels ours.
     a = torch.relu(fusion.norm(x.mean(dim=(2, 3)) @ fusion.fc.weight.t()))
     heads, temperature = generator.heads, generator.temperature
     ones = torch.ones(b, 1, dtype=x.dtype)

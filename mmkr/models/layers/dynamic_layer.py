@@ -71,6 +71,21 @@ class DynamicLayer(nn.Module):
             if kr_dims and generate_kr else None)
         self.chain: Optional[KRChain] = None
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # PyTorch reports a shape mismatch as one entry in a list that
+        # mmengine's non-strict loading only logs; a checkpoint with other
+        # kernels would then run with this layer's random ones.
+        for name, tensor in self.state_dict().items():
+            saved = state_dict.get(prefix + name)
+            if saved is not None and saved.shape != tensor.shape:
+                raise ValueError(
+                    f'checkpoint does not match dynamic layer '
+                    f'{prefix.rstrip(".")!r} ({type(self).__name__}, '
+                    f'kernel_num={self.kernel_num}, kr_dims={self.kr_dims}): '
+                    f'{prefix + name} has shape {tuple(saved.shape)} in the '
+                    f'checkpoint and {tuple(tensor.shape)} in the model')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def attend(self, h: torch.Tensor, d: Optional[torch.Tensor] = None
                ) -> Tuple[KernelAttention, Optional[torch.Tensor]]:
         """h (B, C_in), d (B, D) -> attentions alpha and d_{i+1} (B, D)."""

@@ -27,7 +27,7 @@ def create_norm1d(norm: str, num_features: int) -> nn.Module:
 
 
 class RepresentationFusion(nn.Module):
-    """F: h~ = ReLU(Norm(W_F · cat[d, h])).
+    """F: h~ = ReLU(Norm(W_F · cat[d, h] + b_F)).
 
     With ``kr_dims=0`` there is no d and F is ODConv's squeeze layer
     (fc + norm + ReLU on the pooled feature).
@@ -46,7 +46,10 @@ class RepresentationFusion(nn.Module):
                  norm: str = 'ln'):
         super().__init__()
         self.kr_dims = kr_dims
-        self.fc = nn.Linear(kr_dims + in_dims, hidden_dims, bias=False)
+        # The bias is redundant before the norm, but backbones' own
+        # initialisers (e.g. mmpretrain's transformer FFN) assume every
+        # nn.Linear inside them has one.
+        self.fc = nn.Linear(kr_dims + in_dims, hidden_dims)
         self.norm = create_norm1d(norm, hidden_dims)
         self.act = nn.ReLU(inplace=True)
 
@@ -61,7 +64,7 @@ class RepresentationFusion(nn.Module):
 
 
 class KRGenerator(nn.Module):
-    """K: d_{i+1} = W_2 · ReLU(LN(W_1 · cat[h~_i, alpha~_i])).
+    """K: d_{i+1} = W_2 · ReLU(LN(W_1 · cat[h~_i, alpha~_i] + b_1)) + b_2.
 
     Args:
         in_dims (int): A + L, the sizes of h~ and of the generator state.
@@ -73,7 +76,7 @@ class KRGenerator(nn.Module):
 
     def __init__(self, in_dims: int, kr_dims: int):
         super().__init__()
-        self.fc1 = nn.Linear(in_dims, kr_dims, bias=False)
+        self.fc1 = nn.Linear(in_dims, kr_dims)
         self.norm = nn.LayerNorm(kr_dims)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(kr_dims, kr_dims)
