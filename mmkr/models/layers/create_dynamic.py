@@ -1,16 +1,24 @@
 """Factory: the dynamic counterpart of a static layer."""
 import torch.nn as nn
+from mmcv.cnn.bricks import wrappers
 
 from .dynamic_conv import DynamicConv2d
 from .dynamic_layer import DynamicLayer
 from .dynamic_linear import DynamicLinear
 
-STATIC_TO_DYNAMIC = {nn.Conv2d: DynamicConv2d, nn.Linear: DynamicLinear}
+# mmcv's wrappers (used by mmcv's FFN in every mmpretrain transformer) differ
+# from torch's layers only for empty inputs on torch < 1.6.
+STATIC_TO_DYNAMIC = {
+    nn.Conv2d: DynamicConv2d,
+    nn.Linear: DynamicLinear,
+    wrappers.Conv2d: DynamicConv2d,
+    wrappers.Linear: DynamicLinear,
+}
 
 
 def is_convertible(module: nn.Module) -> bool:
     """True for the static layers that have a dynamic counterpart (exact
-    types: subclasses such as mmcv's wrappers may change the math)."""
+    types: other subclasses may change the math)."""
     return type(module) in STATIC_TO_DYNAMIC
 
 

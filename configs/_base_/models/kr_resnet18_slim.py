@@ -1,0 +1,6 @@
+# KR ResNet-18 slim (see resnet18_slim.py for the widths). 1x: kernel_num=1.
+_base_ = './kr_resnet18.py'
+
+model = dict(
+    backbone=dict(backbone=dict(base_channels=55, stem_channels=55)),
+    head=dict(in_channels=440))

@@ -1,0 +1,8 @@
+# PoolFormer-S12 on ImageNet-1k: mmpretrain's own config (32 GPUs x 128,
+# lr 4e-3) written for 8 GPUs x 128 images (lr 1e-3).
+_base_ = 'mmpretrain::poolformer/poolformer-s12_32xb128_in1k.py'
+
+custom_imports = dict(imports=['mmkr'], allow_failed_imports=False)
+
+optim_wrapper = dict(optimizer=dict(lr=4e-3 * 1024 / 4096))
+auto_scale_lr = dict(base_batch_size=1024)

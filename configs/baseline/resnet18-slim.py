@@ -1,0 +1,9 @@
+# ResNet-18 slim (see ../_base_/models/resnet18_slim.py) on ImageNet-1k,
+# 8 GPUs x 32 images, mmpretrain's ResNet-18 recipe.
+_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
+
+custom_imports = dict(imports=['mmkr'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(base_channels=55, stem_channels=55),
+    head=dict(in_channels=440))

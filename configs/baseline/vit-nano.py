@@ -1,0 +1,16 @@
+# ViT-Nano (see ../_base_/models/vit_nano.py) on ImageNet-1k, mmpretrain's
+# DeiT-Tiny config written for 8 GPUs x 128 images.
+_base_ = 'mmpretrain::deit/deit-tiny_4xb256_in1k.py'
+
+custom_imports = dict(imports=['mmkr'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        arch=dict(
+            _delete_=True,
+            embed_dims=128,
+            num_layers=12,
+            num_heads=2,
+            feedforward_channels=512)),
+    head=dict(in_channels=128))
+train_dataloader = dict(batch_size=128)

@@ -1,0 +1,10 @@
+# ResNet-18 + CondConv (8x) on ImageNet-1k, 8 GPUs x 32 images: the dynamic
+# layers of ODConv with only a sigmoid routing over 8 kernels.
+_base_ = [
+    '../_base_/models/odconv_resnet18.py',
+    'mmpretrain::_base_/datasets/imagenet_bs32.py',
+    '../_base_/schedules/odconv_resnet_imagenet.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(backbone=dict(kernel_num=8, attention='condconv'))

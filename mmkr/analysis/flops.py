@@ -1,0 +1,149 @@
+"""Multiply-add counting for static and KR models.
+
+mmengine's :class:`~mmengine.analysis.FlopAnalyzer` traces the model and
+counts every matmul, linear and convolution it meets, so the per-sample work
+of a dynamic layer is counted from what actually runs: the attention and KR
+MLPs (linears), the kernel aggregation Σ_k a_k W_k (a matmul of (B, K) by
+(K, numel W)), the batch-folded grouped convolution and the batched matmuls.
+:data:`KR_FLOP_HANDLES` adds the operators fvcore's defaults skip but a
+dynamic layer or a transformer spends real work on; :data:`FLOP_CONVENTIONS`
+states every choice in words.
+"""
+import math
+from contextlib import contextmanager
+from typing import Any, List, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis.jit_handles import elementwise_flop_counter, get_shape
+from mmengine.model import BaseModel
+
+from ..models.layers import DynamicConv2d
+
+
+def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """softmax(Q K^T / s) V: q (..., N, d), k (..., M, d), v (..., M, d_v)
+    -> N·M·d for Q K^T plus N·M·d_v for the product with V, per head."""
+    q, k, v = (get_shape(x) for x in inputs[:3])
+    batch_heads = math.prod(q[:-2])
+    return batch_heads * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+def rfft2_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """A real 2D FFT over the last two dims of (..., H, W): 1.25·n·log2(n)
+    multiply-adds per channel, n = H·W (half of a complex radix-2 FFT's
+    5·n·log2(n) real flops, two flops per multiply-add)."""
+    shape = get_shape(inputs[0])
+    n = shape[-1] * shape[-2]
+    return round(math.prod(shape[:-2]) * 1.25 * n * math.log2(n))
+
+
+def product_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """An elementwise product: one multiply per output element. A 0-dim
+    result is shape arithmetic the tracer recorded, not work on data."""
+    shape = get_shape(outputs[0])
+    return math.prod(shape) if shape else 0
+
+
+def not_counted(inputs: List[Any], outputs: List[Any]) -> int:
+    """An operator that costs nothing by our conventions (mmengine 0.10's
+    ``set_op_handle(name, None)`` keeps a default handle in place)."""
+    return 0
+
+
+KR_FLOP_HANDLES = {
+    # Folds into the preceding convolution at inference.
+    'aten::batch_norm': not_counted,
+    # Attention scalings of features and kernels, layer scales.
+    'aten::mul': product_flop_jit,
+    'aten::mul_': product_flop_jit,
+    # The feature summary h = GAP(X) of a dynamic layer (mean over tokens).
+    'aten::mean': elementwise_flop_counter(1, 0),
+    'aten::scaled_dot_product_attention': sdpa_flop_jit,
+    'aten::fft_rfft2': rfft2_flop_jit,
+}
+
+FLOP_CONVENTIONS = (
+    'FLOPs are multiply-adds (MACs) per image, counted by mmengine '
+    'FlopAnalyzer (fvcore rules) on the whole classifier, head included.',
+    'Counted: conv, linear, matmul/bmm (the per-sample kernel aggregation '
+    'Σ_k a_k W_k and the attention/fusion/KR MLPs included), LayerNorm and '
+    'GroupNorm (fvcore: 5 per element), elementwise products (attention '
+    'scalings of features and kernels, layer scales: 1 per element), means '
+    'and global pooling (1 per input element), attention Q·K^T and A·V.',
+    'Not counted: BatchNorm (folds into the conv at inference), additions, '
+    'activations, softmax/sigmoid, max/avg pooling of token mixers.',
+    'FFT encoder of d_0: rfft2 as 1.25·n·log2(n) MACs per channel '
+    '(n = H·W); log-magnitude free; its projection as a linear.',
+)
+
+
+class _TensorForward(nn.Module):
+    """Calls an mmengine model in ``'tensor'`` mode (logits, no loss)."""
+
+    def __init__(self, model: BaseModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor) -> Any:
+        return self.model(inputs, mode='tensor')
+
+
+@contextmanager
+def eager_conv_paths(model: nn.Module):
+    """Trace the execution path each :class:`DynamicConv2d` takes outside
+    graph capture. The analyzer counts a traced graph, and while a graph is
+    traced a dynamic conv swaps its batch-folded ``'grouped'`` path for a
+    batch-agnostic one (:attr:`DynamicConv2d.graph_path`, up to K times the
+    multiply-adds), which training and evaluation never run."""
+    convs = [m for m in model.modules() if isinstance(m, DynamicConv2d)]
+    saved = [conv.graph_path for conv in convs]
+    for conv in convs:
+        conv.graph_path = conv.path
+    try:
+        yield
+    finally:
+        for conv, path in zip(convs, saved):
+            conv.graph_path = path
+
+
+def flop_analyzer(
+        model: nn.Module, inputs: Union[torch.Tensor, Tuple[torch.Tensor,
+                                                            ...]]
+) -> FlopAnalyzer:
+    """mmengine's analyzer over ``model(*inputs)`` with
+    :data:`KR_FLOP_HANDLES`; an mmengine :class:`BaseModel` runs in
+    ``'tensor'`` mode. Counts are for the whole batch, of the paths that
+    eager execution takes (:func:`eager_conv_paths`)."""
+    if isinstance(model, BaseModel):
+        model = _TensorForward(model)
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs, )
+    analyzer = FlopAnalyzer(model, inputs)
+    for op_name, handle in KR_FLOP_HANDLES.items():
+        analyzer.set_op_handle(op_name, handle)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    with eager_conv_paths(model):
+        analyzer.total()  # traces now; the result is cached
+    return analyzer
+
+
+def count_flops(model: nn.Module,
+                input_shape: Sequence[int] = (3, 224, 224)) -> int:
+    """Multiply-adds of one image of ``input_shape`` (C, H, W) through
+    ``model`` in eval mode, by :data:`FLOP_CONVENTIONS`."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return flop_analyzer(model, torch.zeros(1, *input_shape)).total()
+    finally:
+        model.train(was_training)
+
+
+def count_params(model: nn.Module) -> int:
+    """Parameters of ``model``: every candidate kernel and every attention,
+    fusion and KR generator weight of the dynamic layers."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,154 @@
+"""The FLOPs counter against hand counts written from the layer formulas."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmkr.analysis import count_flops, flop_analyzer
+from mmkr.models.layers import (DynamicConv2d, DynamicLinear,
+                                SpectralKREncoder)
+
+LN = 5  # fvcore's LayerNorm rule: 5 multiply-adds per element
+
+
+class ForwardKR(nn.Module):
+    """Runs a dynamic layer's forward_kr so that d is an input."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x, d):
+        return self.layer.forward_kr(x, d)
+
+
+def attention_path(c_in, c_out, positions, kernel_num, depthwise, kr_dims,
+                   summary):
+    """h = mean(X), h~ = LN(W_F [d, h]), the attention heads and
+    d_{i+1} = W_2 LN(W_1 [h~, alpha~]), per sample."""
+    hidden = max(c_in // 16, 16)
+    heads = (c_in + (0 if depthwise else c_out) +
+             (positions if positions > 1 else 0) +
+             (kernel_num if kernel_num > 1 else 0))
+    count = summary + (kr_dims + c_in) * hidden + LN * hidden
+    count += hidden * heads
+    if kr_dims:
+        count += (hidden + heads) * kr_dims + LN * kr_dims + kr_dims**2
+    return count
+
+
+def hand_count_conv(c_in, c_out, k, kernel_num, groups, hw, kr_dims):
+    """Per-sample multiply-adds of a stride-1, 'same' DynamicConv2d, by the
+    execution rules of its docstring: the spatial attention joins the
+    mixing coefficients (a_k s_p, then Σ_k over K candidates per position);
+    c and f scale the features."""
+    depthwise = groups == c_in == c_out
+    numel = c_out * c_in // groups * k * k
+    count = attention_path(c_in, c_out, k * k, kernel_num, depthwise,
+                           kr_dims, summary=c_in * hw)
+    if k > 1:
+        count += kernel_num * k * k + kernel_num * numel  # a_k s_p, Σ_k
+    elif kernel_num > 1:
+        count += kernel_num * numel  # Σ_k a_k W_k
+    count += c_in * hw  # c ⊙ X
+    if not depthwise:
+        count += c_out * hw  # f ⊙ Y
+    count += c_out * hw * (c_in // groups) * k * k  # the convolution
+    return count
+
+
+def hand_count_linear(c_in, c_out, kernel_num, tokens, kr_dims, bias):
+    """Per-sample multiply-adds of a DynamicLinear on (tokens, c_in)."""
+    count = attention_path(c_in, c_out, 1, kernel_num, False, kr_dims,
+                           summary=tokens * c_in)
+    if kernel_num > 1:
+        count += kernel_num * c_out * c_in  # Σ_k a_k W_k
+        count += kernel_num * c_out if bias else 0  # Σ_k a_k b_k
+    count += tokens * c_in  # c ⊙ X
+    count += tokens * c_in * c_out  # X W^T
+    count += tokens * c_out  # f ⊙ Y
+    return count
+
+
+@pytest.mark.parametrize('c_in,c_out,k,kernel_num,groups', [
+    (8, 6, 3, 4, 1),  # grouped path
+    (8, 8, 3, 1, 8),  # depthwise, one candidate, spatial attention
+    (40, 24, 1, 4, 1),  # pointwise path
+    (40, 24, 1, 1, 1),  # static path: features scaled around a conv
+])
+@pytest.mark.parametrize('kr_dims', [0, 16])
+def test_dynamic_conv_matches_hand_count(c_in, c_out, k, kernel_num, groups,
+                                         kr_dims):
+    layer = DynamicConv2d(c_in, c_out, k, padding=k // 2, groups=groups,
+                          kernel_num=kernel_num, kr_dims=kr_dims)
+    batch, side = 2, 7
+    x = torch.randn(batch, c_in, side, side)
+    if kr_dims:
+        counted = flop_analyzer(ForwardKR(layer),
+                                (x, torch.randn(batch, kr_dims))).total()
+    else:
+        counted = flop_analyzer(layer, x).total()
+    assert counted == batch * hand_count_conv(c_in, c_out, k, kernel_num,
+                                              groups, side * side, kr_dims)
+
+
+@pytest.mark.parametrize('kernel_num', [1, 4])
+@pytest.mark.parametrize('bias', [False, True])
+def test_dynamic_linear_matches_hand_count(kernel_num, bias):
+    layer = DynamicLinear(48, 20, bias=bias, kernel_num=kernel_num,
+                          kr_dims=16)
+    batch, tokens = 3, 5
+    counted = flop_analyzer(ForwardKR(layer), (torch.randn(
+        batch, tokens, 48), torch.randn(batch, 16))).total()
+    assert counted == batch * hand_count_linear(48, 20, kernel_num, tokens,
+                                                16, bias)
+
+
+def test_spectral_encoder_convention():
+    """rfft2 as 1.25 n log2 n per channel, then the projection and LN."""
+    encoder = SpectralKREncoder(kr_dims=8, in_channels=3, freq_size=4)
+    counted = count_flops(encoder, (3, 16, 16))
+    num_freqs = 3 * 4 * (4 // 2 + 1)
+    assert counted == round(3 * 1.25 * 256 * math.log2(256)) + \
+        num_freqs * 8 + LN * 8
+
+
+def test_attention_products_are_counted():
+
+    class Attention(nn.Module):
+
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v)
+
+    q, k, v = (torch.randn(2, 3, 7, 4), torch.randn(2, 3, 9, 4),
+               torch.randn(2, 3, 9, 5))
+    counted = flop_analyzer(Attention(), (q, k, v)).total()
+    assert counted == 2 * 3 * 7 * 9 * (4 + 5)
+
+
+def test_static_conv_and_batchnorm():
+    """A plain conv counts C_out H' W' C_in k^2; BatchNorm folds into it."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1),
+                          nn.BatchNorm2d(8))
+    assert count_flops(model, (3, 16, 16)) == 8 * 8 * 8 * 3 * 9
+
+
+def test_count_does_not_change_training_mode():
+    layer = DynamicConv2d(8, 8, 3, padding=1, kernel_num=2).train()
+    count_flops(layer, (8, 5, 5))
+    assert layer.training
+
+
+def test_counts_the_path_eager_execution_takes():
+    """While traced, a DyConv layer would run its batch-agnostic K*C_out
+    conv ('mixed'); training runs the grouped path, which is counted."""
+    layer = DynamicConv2d(8, 6, 3, padding=1, kernel_num=4,
+                          attention='dyconv')
+    assert (layer.path, layer.graph_path) == ('grouped', 'mixed')
+    numel = 6 * 8 * 9
+    hand = (8 * 49 + 8 * 16 + LN * 16 + 16 * 4  # mean, F, kernel head
+            + 4 * numel + 6 * 49 * 8 * 9)  # Σ_k a_k W_k, the conv
+    assert count_flops(layer, (8, 7, 7)) == hand
+    assert layer.graph_path == 'mixed'

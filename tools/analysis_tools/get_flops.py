@@ -1,0 +1,207 @@
+"""Multiply-adds and parameters of mmkr / mmpretrain classifiers.
+
+One or more configs::
+
+    python tools/analysis_tools/get_flops.py configs/kr/resnet18_kr4.py
+
+Every row of the poster's table, our FLOPs beside the poster's, with the
+overhead of each dynamic model over its static baseline::
+
+    python tools/analysis_tools/get_flops.py --all
+
+It exits with status 1 when a row misses its tolerance (baseline within 3%
+of the poster, overhead within 0.01G, MobileNetV2 2M). Counting rules (dynamic layers included) are those of
+:mod:`mmkr.analysis.flops`; the tool prints them with its table.
+"""
+import argparse
+import os.path as osp
+from typing import List, NamedTuple, Optional, Sequence
+
+import torch
+from mmpretrain import get_model
+
+import mmkr  # noqa: F401  (registers mmkr's modules)
+from mmkr.analysis import FLOP_CONVENTIONS, count_params, flop_analyzer
+from mmkr.models.layers import DynamicLayer, SpectralKREncoder
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+class PosterRow(NamedTuple):
+    """A row of the poster's table: FLOPs in multiply-adds at 224x224."""
+    model: str
+    method: str
+    config: str
+    poster_flops: float
+
+
+def _rows(model: str, family: str, flops: Sequence[Optional[float]],
+          unit: float) -> List[PosterRow]:
+    """Baseline, ODConv 1x/4x, KR 1x/4x of ``family``; None: not on the
+    poster."""
+    configs = [
+        ('baseline', f'configs/baseline/{family}.py'),
+        ('+ODConv (1x)', f'configs/odconv/{family}_odconv1.py'),
+        ('+ODConv (4x)', f'configs/odconv/{family}_odconv4.py'),
+        ('+KR (1x)', f'configs/kr/{family}_kr1.py'),
+        ('+KR (4x)', f'configs/kr/{family}_kr4.py'),
+    ]
+    return [
+        PosterRow(model, method, config, value * unit)
+        for (method, config), value in zip(configs, flops)
+        if value is not None
+    ]
+
+
+G, M = 1e9, 1e6
+POSTER_ROWS = (
+    _rows('ResNet-18', 'resnet18', (1.81, 1.84, 1.92, 1.85, 1.93), G) + [
+        PosterRow('ResNet-18', '+DyConv (4x)',
+                  'configs/dyconv/resnet18_dyconv4.py', 1.86 * G)
+    ] + _rows('ResNet-18 slim', 'resnet18-slim',
+              (1.35, 1.37, 1.44, 1.38, 1.45), G) +
+    _rows('MobileNetV2 0.5x', 'mobilenet-v2-050', (97, 102, 106, 105, 109), M)
+    + [
+        PosterRow('MobileNetV2 0.5x', '+CondConv (8x)',
+                  'configs/condconv/mobilenet-v2-050_condconv8.py', 110 * M),
+        PosterRow('MobileNetV2 0.5x', '+DyConv (4x)',
+                  'configs/dyconv/mobilenet-v2-050_dyconv4.py', 103 * M),
+    ] + _rows('ViT-Nano', 'vit-nano', (0.61, None, 0.62, 0.61, 0.62), G) +
+    _rows('ViT-Tiny', 'vit-tiny', (1.26, None, 1.28, 1.27, 1.29), G) +
+    _rows('PoolFormer-S12', 'poolformer-s12', (1.82, None, None, 1.84, 1.88),
+          G))
+
+# Overheads over the baseline must agree with the poster's to within this.
+OVERHEAD_TOLERANCE = {'MobileNetV2 0.5x': 2 * M}
+DEFAULT_OVERHEAD_TOLERANCE = 0.01 * G
+BASELINE_TOLERANCE = 0.03
+
+
+def measure(config: str, shape: Sequence[int]) -> tuple:
+    """(multiply-adds, parameters, parts) of one image through the
+    classifier of ``config``; parts splits the work of the KR modules:
+    ``mlp``, the attention, fusion and KR generator MLPs of the dynamic
+    layers, and ``d0``, the spectral encoder of d_0."""
+    model = get_model(config, device='cpu')
+    with torch.no_grad():
+        analyzer = flop_analyzer(model, torch.zeros(1, 3, *shape))
+    # flop_analyzer runs a BaseModel through a wrapper, as its 'model'
+    parts = dict(mlp=0, d0=0)
+    for name, module in model.named_modules():
+        if isinstance(module, DynamicLayer):
+            parts['mlp'] += sum(
+                analyzer.total(f'model.{name}.{child}')
+                for child, _ in module.named_children())
+        elif isinstance(module, SpectralKREncoder):
+            parts['d0'] += analyzer.total(f'model.{name}')
+    return analyzer.total(), count_params(model), parts
+
+
+def overhead_parts(flops: int, base_flops: int, parts: dict) -> str:
+    """The overhead over the baseline: ``kernel``, what the dynamic layers
+    do beyond the static conv (kernel mixing, attention products, feature
+    summaries), then the MLPs and the d_0 encoder."""
+    kernel = flops - base_flops - parts['mlp'] - parts['d0']
+    return ' '.join(f'{name} {value / M:.1f}'
+                    for name, value in (('kernel', kernel), *parts.items())
+                    if value)
+
+
+def fmt(value: float) -> str:
+    return f'{value / G:.3f}G' if abs(value) >= 0.5 * G else \
+        f'{value / M:.1f}M'
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]):
+    widths = [max(len(str(r[i])) for r in [header, *rows])
+              for i in range(len(header))]
+    for row in [header, ['-' * w for w in widths], *rows]:
+        print('  '.join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def poster_table(shape: Sequence[int]) -> bool:
+    """Print every poster row; True when all rows meet the tolerances."""
+    baselines = {}
+    table, all_ok = [], True
+    for row in POSTER_ROWS:
+        flops, params, parts = measure(osp.join(REPO, row.config), shape)
+        if row.method == 'baseline':
+            baselines[row.model] = (flops, row.poster_flops)
+            error = flops / row.poster_flops - 1
+            ok = abs(error) <= BASELINE_TOLERANCE
+            delta = delta_poster = split = '-'
+            check = f'{error:+.1%} of poster'
+        else:
+            base, poster_base = baselines[row.model]
+            split = overhead_parts(flops, base, parts)
+            ours, theirs = flops - base, row.poster_flops - poster_base
+            tolerance = OVERHEAD_TOLERANCE.get(row.model,
+                                               DEFAULT_OVERHEAD_TOLERANCE)
+            ok = abs(ours - theirs) <= tolerance
+            delta, delta_poster = '+' + fmt(ours), '+' + fmt(theirs)
+            check = f'overhead off by {fmt(ours - theirs)}'
+        all_ok &= ok
+        table.append([
+            row.model, row.method, row.config, fmt(flops), delta,
+            fmt(row.poster_flops), delta_poster, f'{params / M:.2f}M',
+            ('ok  ' if ok else 'MISS') + ' ' + check, split
+        ])
+    print_table([
+        'model', 'method', 'config', 'FLOPs', 'overhead', 'poster',
+        'poster overhead', 'params', 'check', 'overhead parts (M)'
+    ], table)
+    print(f'\nTolerances: baselines within {BASELINE_TOLERANCE:.0%} of the '
+          f'poster; overheads over the baseline within '
+          f'{fmt(DEFAULT_OVERHEAD_TOLERANCE)} (MobileNetV2: '
+          f'{fmt(OVERHEAD_TOLERANCE["MobileNetV2 0.5x"])}).\n'
+          'Overhead parts: kernel = the dynamic layers\' work beyond the '
+          'static conv/linear (kernel mixing, attention products, feature '
+          'means), mlp = attention, fusion and KR generator MLPs, d0 = the '
+          'FFT encoder of d_0.')
+    return all_ok
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Multiply-adds and parameters of classifier configs')
+    parser.add_argument('configs', nargs='*', help='config files')
+    parser.add_argument(
+        '--all',
+        action='store_true',
+        help="every row of the poster's table beside the poster's FLOPs")
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=[224, 224],
+        metavar=('H', 'W'),
+        help='input image size')
+    args = parser.parse_args()
+    if not args.configs and not args.all:
+        parser.error('give config files or --all')
+    return args
+
+
+def main():
+    args = parse_args()
+    print(f'Input: 3x{args.shape[0]}x{args.shape[1]}. Conventions:')
+    for line in FLOP_CONVENTIONS:
+        print(f'  - {line}')
+    print()
+    if args.configs:
+        rows = []
+        for config in args.configs:
+            if not osp.isfile(config):
+                raise FileNotFoundError(f'config file not found: {config}')
+            flops, params, _ = measure(config, args.shape)
+            rows.append([config, fmt(flops), f'{params / M:.2f}M'])
+        print_table(['config', 'FLOPs', 'params'], rows)
+    if args.all:
+        if args.configs:
+            print()
+        if not poster_table(args.shape):
+            raise SystemExit(1)
+
+
+if __name__ == '__main__':
+    main()
