@@ -1,6 +1,21 @@
 import os.path as osp
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPyWithModelIndex(build_py):
+    """Ships configs/ and model-index.yml as mmkr/.mim/ in wheels, where
+    ``mmkr.utils.model_index_root`` finds them (as mmpretrain ships its
+    own). An editable install reads them from the source tree instead."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        target = osp.join(self.build_lib, 'mmkr', '.mim')
+        self.copy_tree('configs', osp.join(target, 'configs'))
+        self.copy_file('model-index.yml', target)
 
 
 def read_requirements(name):
@@ -28,6 +43,7 @@ setup(
     license='Apache License 2.0',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     include_package_data=True,
+    cmdclass=dict(build_py=BuildPyWithModelIndex),
     python_requires='>=3.8',
     # As mmpretrain: mmcv is installed the OpenMMLab way (mim, or a build for
     # the user's torch and CUDA), so it is listed in mminstall.txt only.

@@ -9,6 +9,8 @@ from mmpretrain.registry import MODELS
 
 from ..layers import (DynamicLayer, KRChain, SpectralKREncoder,
                       create_dynamic, is_convertible)
+from .checkpointing import checkpoint_with_kr
+from .state_dict_check import register_state_dict_checks
 
 
 def execution_order(model: nn.Module, names: Sequence[str],
@@ -67,6 +69,17 @@ class KRBackbone(BaseModule):
     classification head (:class:`KRLinearClsHead`); without it the last
     layer builds no KR generator, so DDP sees no parameter without gradient.
 
+    Options of the wrapped backbone keep their meaning. ``frozen_stages``
+    freezes the dynamic layers in those stages, kernel generators, F and K
+    included (no gradient, eval mode after ``train()``); the d_0 encoder is
+    frozen with the first dynamic layer, which reads d_0. ``norm_eval`` puts
+    every BatchNorm in eval mode, the ``attention_norm='bn'`` norms of F
+    included; LayerNorm (the default of F and K) has no running statistics,
+    so there is nothing for it to freeze. ``with_cp`` blocks are checkpointed
+    with d as an explicit input (:func:`checkpoint_with_kr`). A checkpoint
+    that does not fit is refused with the reason
+    (:func:`register_state_dict_checks`).
+
     Args:
         backbone (dict): config of the mmpretrain backbone to wrap.
         kernel_num (int): K, candidate kernels per layer (1x, 4x, ...).
@@ -106,11 +119,6 @@ class KRBackbone(BaseModule):
             raise ValueError('return_kr=True needs with_kr=True: there is no '
                              'kernel representation to return')
         self.backbone = MODELS.build(backbone)
-        if any(getattr(m, 'with_cp', False) for m in self.backbone.modules()):
-            raise ValueError(
-                'KRBackbone does not support with_cp=True in the wrapped '
-                'backbone: activation checkpointing re-runs blocks during '
-                'backward and would read the wrong kernel representation')
         self.in_channels = in_channels
         self.kr_dims = kr_dims if with_kr else 0
         self.return_kr = return_kr
@@ -138,6 +146,14 @@ class KRBackbone(BaseModule):
         for name in self.dynamic_names:
             generate_kr = return_kr or name != self.dynamic_names[-1]
             self._replace(name, layer_cfg, generate_kr)
+        self.checkpointed_blocks = checkpoint_with_kr(self.backbone,
+                                                      self.chain)
+        register_state_dict_checks(self)
+        # The wrapped backbone froze its stages before their layers were
+        # replaced; freeze the new ones.
+        if hasattr(self.backbone, '_freeze_stages'):
+            self.backbone._freeze_stages()
+        self.train(self.training)
 
     def _convertible_names(self) -> List[str]:
         return [
@@ -166,6 +182,15 @@ class KRBackbone(BaseModule):
             name: self.backbone.get_submodule(name)
             for name in self.dynamic_names
         }
+
+    def train(self, mode: bool = True) -> 'KRBackbone':
+        super().train(mode)
+        first = self.dynamic_layers[self.dynamic_names[0]]
+        if self.encoder is not None and not any(
+                p.requires_grad for p in first.parameters()):
+            self.encoder.eval()
+            self.encoder.requires_grad_(False)
+        return self
 
     def init_weights(self):
         """The wrapped backbone's own initialisation for its static parts;

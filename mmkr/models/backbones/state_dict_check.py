@@ -1,0 +1,93 @@
+"""Refuse checkpoints that do not fit a KR backbone, before loading them.
+
+mmengine loads non-strictly: missing and unexpected keys and shape mismatches
+are only logged, and the model then runs with random KR weights. The
+load-state-dict pre-hooks below raise instead, naming what is wrong. Each
+dynamic layer first compares its shapes itself
+(:meth:`DynamicLayer._load_from_state_dict`: kernel_num, kr_dims), then its
+hook checks its keys; the backbone's hook checks everything outside the
+dynamic layers (stem, norms, the d_0 encoder).
+"""
+from typing import Iterable, List
+
+import torch.nn as nn
+
+
+def _sample(keys: List[str], limit: int = 5) -> str:
+    more = f' and {len(keys) - limit} more' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
+
+
+def _check_keys(where: str, own: Iterable[str], given: Iterable[str],
+                optional: tuple = (), hint: str = '') -> None:
+    """Raises ``ValueError`` if ``given`` lacks a key of ``own`` (BatchNorm's
+    ``num_batches_tracked`` aside) or has one that is not in ``own`` and
+    does not start with an ``optional`` prefix."""
+    own, given = set(own), set(given)
+    missing = sorted(k for k in own - given
+                     if not k.endswith('num_batches_tracked'))
+    if missing:
+        raise ValueError(
+            f'checkpoint does not fit {where}: it lacks {len(missing)} of its '
+            f'{len(own)} tensors ({_sample(missing)}).{hint}')
+    unexpected = sorted(k for k in given - own if not k.startswith(optional))
+    if unexpected:
+        raise ValueError(
+            f'checkpoint does not fit {where}: it has {len(unexpected)} '
+            f'tensors that {where} lacks ({_sample(unexpected)}); it was '
+            'saved from another architecture (backbone, depth or attention).')
+
+
+def check_layer_state_dict(layer: nn.Module, state_dict: dict, prefix: str,
+                           *args) -> None:
+    """Pre-hook of a dynamic layer in a :class:`KRBackbone`: the layer's
+    tensors are all there and nothing else is. A KR generator that this
+    layer does not build (the last layer of a detection or segmentation
+    backbone) may be in the checkpoint: a classification checkpoint has it."""
+    _check_keys(
+        f'dynamic layer {prefix.rstrip(".")!r}',
+        layer.state_dict(prefix=prefix, keep_vars=True),
+        (k for k in state_dict if k.startswith(prefix)),
+        optional=(f'{prefix}kr_generator.', )
+        if layer.kr_generator is None else ())
+
+
+def check_kr_state_dict(backbone: nn.Module, state_dict: dict, prefix: str,
+                        *args) -> None:
+    """Pre-hook of :class:`KRBackbone`: its tensors outside the dynamic
+    layers (stem, norms, d_0 encoder) are all there, with their shapes, and
+    nothing else is. A checkpoint without any kernel generator is a static
+    one and needs converting first."""
+    layers = tuple(f'{prefix}backbone.{name}.'
+                   for name in backbone.dynamic_names)
+    own = {
+        k: v
+        for k, v in backbone.state_dict(prefix=prefix, keep_vars=True).items()
+        if not k.startswith(layers)
+    }
+    given = [
+        k for k in state_dict
+        if k.startswith(prefix) and not k.startswith(layers)
+    ]
+    where = f'KRBackbone {prefix.rstrip(".")!r}' if prefix else 'KRBackbone'
+    hint = ''
+    if not any('.generator.' in k for k in state_dict
+               if k.startswith(prefix)):
+        hint = (' It has no kernel generator at all: a static checkpoint '
+                'must first be converted with '
+                'tools/model_converters/static_to_kr.py.')
+    _check_keys(where, own, given, hint=hint)
+    for key, tensor in own.items():
+        if key in state_dict and state_dict[key].shape != tensor.shape:
+            raise ValueError(
+                f'checkpoint does not fit {where}: {key} has shape '
+                f'{tuple(state_dict[key].shape)} in the checkpoint and '
+                f'{tuple(tensor.shape)} in the model (kr_dims='
+                f'{backbone.kr_dims}).')
+
+
+def register_state_dict_checks(backbone: nn.Module) -> None:
+    """Install the checks above on ``backbone`` and its dynamic layers."""
+    backbone.register_load_state_dict_pre_hook(check_kr_state_dict)
+    for layer in backbone.dynamic_layers.values():
+        layer.register_load_state_dict_pre_hook(check_layer_state_dict)
