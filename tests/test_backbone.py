@@ -164,3 +164,14 @@ def test_init_weights_draws_candidates_independently():
     assert abs(weight.std().item() - (2 / (64 * 9))**0.5) < 0.005
     assert all(isinstance(m, DynamicLayer)
                for m in model.dynamic_layers.values())
+
+
+def test_every_parameter_trains_in_a_vit():
+    """Nothing of the wrapped backbone is frozen unless asked for."""
+    model = MODELS.build(
+        dict(type='KRBackbone',
+             backbone=dict(type='VisionTransformer', arch='deit-tiny',
+                           img_size=64, patch_size=16),
+             kr_dims=16))
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert not frozen, frozen

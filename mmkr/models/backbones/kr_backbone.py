@@ -150,8 +150,10 @@ class KRBackbone(BaseModule):
                                                       self.chain)
         register_state_dict_checks(self)
         # The wrapped backbone froze its stages before their layers were
-        # replaced; freeze the new ones.
-        if hasattr(self.backbone, '_freeze_stages'):
+        # replaced; freeze the new ones. Only where stages are frozen, as
+        # mmpretrain does: a ViT's _freeze_stages also freezes its patch
+        # embedding and position embedding.
+        if getattr(self.backbone, 'frozen_stages', 0) > 0:
             self.backbone._freeze_stages()
         self.train(self.training)
 
