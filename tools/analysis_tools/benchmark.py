@@ -318,7 +318,18 @@ def run_layers(args, device: torch.device):
 
 
 # ---------------------------------------------------------- model mode
-def static_baseline(cfg: Config) -> Config:
+def pools_itself(backbone_cfg: dict, input_size: int) -> bool:
+    """Whether the backbone's last output is already a vector (a ViT's
+    class token), which takes no pooling neck."""
+    from mmpretrain.registry import MODELS
+    backbone = MODELS.build(backbone_cfg)
+    backbone.eval()
+    with torch.no_grad():
+        outs = backbone(torch.zeros(1, 3, input_size, input_size))
+    return outs[-1].dim() == 2
+
+
+def static_baseline(cfg: Config, input_size: int) -> Config:
     """The static model that a KR config wraps: the inner backbone, and a
     linear head on the pooled feature in place of a KR head."""
     model = cfg.model.copy()
@@ -333,7 +344,8 @@ def static_baseline(cfg: Config) -> Config:
         head.type = 'LinearClsHead'
         head.pop('kr_dims')
         model.head = head
-        if model.get('neck') is None:
+        if model.get('neck') is None and not pools_itself(
+                model.backbone, input_size):
             model.neck = dict(type='GlobalAveragePooling')
     return Config(dict(model=model))
 
@@ -393,7 +405,7 @@ def run_model(args, device: torch.device):
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope('mmpretrain')
     baseline = (Config.fromfile(args.baseline)
-                if args.baseline else static_baseline(cfg))
+                if args.baseline else static_baseline(cfg, args.input_size))
     models = dict(kr=build_classifier(cfg, device),
                   static=build_classifier(baseline, device))
     print(f'{args.config} vs {args.baseline or "its wrapped backbone"}: '
