@@ -28,7 +28,8 @@ import pickle
 import re
 import tempfile
 import urllib.request
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 from urllib.parse import urlparse
 
 import torch
@@ -90,6 +91,20 @@ def _download_to(url: str, path: str, timeout: float) -> None:
             f'{announced} bytes; the cache was left untouched')
 
 
+@contextmanager
+def staged_file(directory: str, **mkstemp_args) -> Iterator[str]:
+    """A temporary file in ``directory`` for a write that is moved into its
+    final place only once complete and verified; whatever is left of it
+    (a failed or refused write) is removed on exit."""
+    fd, path = tempfile.mkstemp(dir=directory, **mkstemp_args)
+    os.close(fd)
+    try:
+        yield path
+    finally:
+        if osp.exists(path):
+            os.remove(path)
+
+
 def cached_download(url: str, model_dir: Optional[str] = None,
                     timeout: float = 60.) -> str:
     """The verified local copy of ``url``, downloading it if needed.
@@ -114,10 +129,8 @@ def cached_download(url: str, model_dir: Optional[str] = None,
         return cached
 
     print_log(f'Downloading {url} to {cached}', logger='current')
-    fd, partial = tempfile.mkstemp(
-        dir=model_dir, prefix=f'.{osp.basename(cached)}.', suffix='.part')
-    os.close(fd)
-    try:
+    with staged_file(model_dir, prefix=f'.{osp.basename(cached)}.',
+                     suffix='.part') as partial:
         _download_to(url, partial, timeout)
         actual = sha256_of(partial)
         if not actual.startswith(prefix):
@@ -128,9 +141,6 @@ def cached_download(url: str, model_dir: Optional[str] = None,
         # Another process may have put the verified file there meanwhile.
         if not osp.exists(cached):
             os.replace(partial, cached)
-    finally:
-        if osp.exists(partial):
-            os.remove(partial)
     return cached
 
 

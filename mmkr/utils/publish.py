@@ -1,12 +1,11 @@
 """Checkpoints for the model zoo: training state stripped, hash in the name."""
 import os
 import os.path as osp
-import tempfile
 from typing import Any
 
 import torch
 
-from .download import load_weights, sha256_of
+from .download import load_weights, sha256_of, staged_file
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -48,15 +47,10 @@ def publish_checkpoint(checkpoint: dict, out_stem: str) -> str:
     """
     out_dir = osp.dirname(osp.abspath(out_stem))
     os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.pth.part')
-    os.close(fd)
-    try:
+    with staged_file(out_dir, suffix='.pth.part') as tmp:
         torch.save(strip_training_state(checkpoint), tmp)
         load_weights(tmp)
         final = f'{out_stem}-{sha256_of(tmp)[:8]}.pth'
         if not osp.exists(final):
             os.replace(tmp, final)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
     return final
