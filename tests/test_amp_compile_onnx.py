@@ -53,9 +53,9 @@ def digits(num: int):
 
 
 def test_bf16_autocast_trains_50_iterations_finite():
-    """50 SGD steps of a KR-ResNet on real digits under CPU bf16 autocast
-    (mmengine's AmpOptimWrapper refuses CPUs, hence no Runner): every loss,
-    gradient and parameter stays finite, and it learns."""
+    """50 SGD steps of a KR-ResNet on real digits under CPU bf16 autocast,
+    checked step by step: every loss, gradient and parameter stays finite,
+    and it learns (tests/test_tools_e2e.py runs ``tools/train.py --amp``)."""
     model = build(TINY_MODEL).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     images, labels = digits(8 * 50)
@@ -77,6 +77,22 @@ def test_bf16_autocast_trains_50_iterations_finite():
     assert all(torch.isfinite(torch.tensor(losses)))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert sum(losses[-10:]) < sum(losses[:10])
+
+
+def test_cpu_amp_optim_wrapper_autocasts_bf16_only():
+    """What ``tools/train.py --amp`` uses without CUDA: the forward pass of
+    the optim context is under CPU bfloat16 autocast, and float16 (which
+    would need a loss scaler) is refused with the reason."""
+    from mmkr.engine import CPUAmpOptimWrapper
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    wrapper = CPUAmpOptimWrapper(optimizer=optimizer)
+    with wrapper.optim_context(model):
+        assert torch.is_autocast_enabled('cpu')
+        assert model(torch.randn(3, 4)).dtype == torch.bfloat16
+    assert not torch.is_autocast_enabled('cpu')
+    with pytest.raises(ValueError, match='float16 on CPU would need a loss'):
+        CPUAmpOptimWrapper(optimizer=optimizer, dtype='float16')
 
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
@@ -150,6 +166,30 @@ def test_compile_dynamic_batch_no_recompile_per_batch_size(backend, batches):
             graphs.append(counters['stats']['unique_graphs'])
     assert graphs[:2] == [1, 1], graphs
     assert graphs[-1] <= 2, graphs
+
+
+def test_compiled_training_step_matches_eager_without_recompiles():
+    """Forward and backward through AOTAutograd (the part of torch.compile
+    that traces the backward, with the per-sample conv as an opaque
+    operator and its own backward operator): gradients equal eager, and
+    batches 8 and 3 share one graph."""
+    from torch._dynamo.utils import counters
+    model = build(TINY_MODEL).train()
+
+    def loss_of(x, labels):
+        return F.cross_entropy(model(x, mode='tensor'), labels)
+
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(loss_of, dynamic=True, backend='aot_eager')
+    params = [p for p in model.parameters() if p.requires_grad]
+    for batch in (8, 3):
+        images, labels = digits(batch)
+        got = torch.autograd.grad(compiled(images, labels % 5), params)
+        want = torch.autograd.grad(loss_of(images, labels % 5), params)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+    assert counters['stats']['unique_graphs'] == 1
 
 
 def run_tool(*args, check=True):

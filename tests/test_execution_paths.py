@@ -90,7 +90,7 @@ def test_every_valid_conv_path_equals_reference(case, kr):
     d = (torch.randn(3, KR_DIMS, dtype=torch.float64, requires_grad=True)
          if kr else None)
     paths = valid_paths(layer)
-    assert layer.path in paths and layer.graph_path in paths
+    assert layer.select_path(7, 6) in paths and layer.graph_path in paths
     for path in paths:
         layer.path = path
         assert_matches_reference(layer, reference_dynamic_conv2d, x, d)
@@ -116,6 +116,20 @@ def test_dynamic_linear_equals_reference(shape, kernel_num):
     ((1, True, 3, 1, 1), 'grouped', 'unfold'),
     ((4, True, 3, 1, 1), 'grouped', 'unfold'),
     ((4, True, (3, 1), 16, (1, 0)), 'grouped', 'unfold'),
+    # large maps: at least half as many output positions as output
+    # channels per group
+    ((4, True, 3, 1, 1, 64, 32), 'grouped', 'unfold'),
+    ((4, True, 3, 64, 1, 64, 1), 'grouped', 'unfold'),
+    # small maps: the unfolded input is less than half the kernel
+    ((4, True, 3, 1, 1, 512, 49), 'unfold', 'unfold'),
+    ((1, True, 3, 1, 1, 512, 49), 'unfold', 'unfold'),
+    ((4, False, 3, 1, 1, 512, 49), 'unfold', 'mixed'),
+    ((4, True, 3, 1, 1, 64, 31), 'unfold', 'unfold'),
+    ((4, True, 3, 2, 1, 64, 15), 'unfold', 'unfold'),
+    ((4, True, 3, 2, 1, 64, 16), 'grouped', 'unfold'),
+    # the geometric paths do not depend on the map
+    ((4, False, 1, 1, 0, 512, 49), 'pointwise', 'pointwise'),
+    ((1, False, 3, 1, 1, 512, 49), 'static', 'static'),
 ])
 def test_path_chooser(args, eager, graph):
     assert select_conv_path(*args) == eager
@@ -124,16 +138,28 @@ def test_path_chooser(args, eager, graph):
 
 
 def test_chooser_reads_the_layer_shape():
-    """The constructor passes the right facts: K, the spatial head (none for
-    1x1 and for DyConv), kernel size, groups and padding."""
-    assert DynamicConv2d(8, 8, 1).path == 'static'
-    assert DynamicConv2d(8, 8, 1, kernel_num=4).path == 'pointwise'
-    assert DynamicConv2d(8, 8, 1, padding=1, kernel_num=4).path == 'grouped'
-    odconv = DynamicConv2d(8, 8, 3, padding=1)
-    assert (odconv.path, odconv.graph_path) == ('grouped', 'unfold')
+    """The layer passes the right facts: K, the spatial head (none for 1x1
+    and for DyConv), kernel size, groups, padding and, per call, the number
+    of output positions; a fixed :attr:`path` wins."""
+    assert DynamicConv2d(8, 8, 1).select_path(5, 5) == 'static'
+    assert DynamicConv2d(8, 8, 1, kernel_num=4).select_path(5, 5) == \
+        'pointwise'
+    assert DynamicConv2d(8, 8, 1, padding=1, kernel_num=4).select_path(
+        5, 5) == 'grouped'
+    odconv = DynamicConv2d(8, 16, 3, padding=1)
+    assert (odconv.select_path(4, 4), odconv.graph_path) == ('grouped',
+                                                             'unfold')
+    assert odconv.select_path(2, 3) == 'unfold'  # 2 * 6 positions < 16
+    assert odconv.select_path(3, 3) == 'grouped'  # 2 * 9 positions
+    strided = DynamicConv2d(8, 16, 3, stride=2, padding=1)
+    assert strided.select_path(6, 6) == 'grouped'  # 9 output positions
+    assert strided.select_path(3, 4) == 'unfold'  # 2 x 2 positions
+    strided.path = 'grouped'
+    assert strided.select_path(3, 4) == 'grouped'
     dyconv = DynamicConv2d(8, 8, 3, padding=1, kernel_num=4,
                            attention='dyconv')
-    assert (dyconv.path, dyconv.graph_path) == ('grouped', 'mixed')
+    assert (dyconv.select_path(3, 3), dyconv.graph_path) == ('grouped',
+                                                             'mixed')
 
 
 @pytest.mark.parametrize('path', ['static', 'pointwise', 'grouped', 'mixed',

@@ -6,11 +6,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmkr.analysis import count_flops, flop_analyzer
+from mmkr.analysis import (candidate_weights, count_flops, explain_overhead,
+                           flop_analyzer, kr_parts)
 from mmkr.models.layers import (DynamicConv2d, DynamicLinear,
                                 SpectralKREncoder)
 
 LN = 5  # fvcore's LayerNorm rule: 5 multiply-adds per element
+M = 1e6
 
 
 class ForwardKR(nn.Module):
@@ -146,9 +148,50 @@ def test_counts_the_path_eager_execution_takes():
     conv ('mixed'); training runs the grouped path, which is counted."""
     layer = DynamicConv2d(8, 6, 3, padding=1, kernel_num=4,
                           attention='dyconv')
-    assert (layer.path, layer.graph_path) == ('grouped', 'mixed')
+    assert (layer.select_path(7, 7), layer.graph_path) == ('grouped', 'mixed')
     numel = 6 * 8 * 9
     hand = (8 * 49 + 8 * 16 + LN * 16 + 16 * 4  # mean, F, kernel head
             + 4 * numel + 6 * 49 * 8 * 9)  # Σ_k a_k W_k, the conv
     assert count_flops(layer, (8, 7, 7)) == hand
     assert layer.graph_path == 'mixed'
+
+
+def test_overhead_parts_split_feature_side_from_mixing():
+    """feat: the layer's own products and means; mlp: its children; the
+    rest beyond the static conv: mixing Σ_k a_k (s ⊙ W_k)."""
+    layer = DynamicConv2d(8, 6, 3, padding=1, kernel_num=4)
+    assert layer.select_path(7, 7) == 'grouped'
+    analyzer = flop_analyzer(layer, torch.zeros(1, 8, 7, 7))
+    numel, hw = 6 * 8 * 9, 49
+    feat = (8 * hw  # h = mean(X)
+            + 4 * 9  # a_k s_p, the mixing coefficients
+            + 8 * hw + 6 * hw)  # c ⊙ X, f ⊙ Y
+    mlp = 8 * 16 + LN * 16 + 16 * (8 + 6 + 9 + 4)  # F, the four heads
+    assert kr_parts(analyzer, layer) == dict(feat=feat, mlp=mlp, d0=0)
+    conv = 6 * hw * 8 * 9
+    assert analyzer.total() - conv - feat - mlp == 4 * numel  # mix
+    assert candidate_weights(layer) == 4 * numel
+
+
+def test_candidate_weights_skip_layers_that_mix_nothing():
+    """K = 1 without a spatial attention runs a static conv: no candidate
+    kernel to mix, in ODConv's code either."""
+    assert candidate_weights(DynamicConv2d(8, 6, 1, kernel_num=1)) == 0
+    assert candidate_weights(DynamicConv2d(8, 6, 3, kernel_num=1)) == 432
+
+
+@pytest.mark.parametrize('theirs,status,reason', [
+    (12, 'ok', ''),  # within the tolerance of 3
+    (6, 'explained', 'poster omits feature-side products (feat 2.0M)'),
+    (4, 'MISS', ''),  # below ours - feat - tolerance = 5
+    (27, 'explained', 'kernel mixing at 2.2 ops per candidate weight '
+     '(10.0M;'),  # (27 - 10 + mix) / 10
+    (38, 'explained', 'kernel mixing at 3.0 ops'),  # the rest: tolerance
+    (39, 'MISS', ''),  # above ours - mix + 3 candidates + tolerance = 38
+])
+def test_explain_overhead(theirs, status, reason):
+    """ours 10M = mix 5M + feat 2M + the rest; 10M candidate weights."""
+    got = explain_overhead(10 * M, theirs * M, 3 * M, feat=2 * M, mix=5 * M,
+                           candidates=10 * M)
+    assert got[0] == status
+    assert reason in got[1] and bool(got[1]) == bool(reason)

@@ -141,7 +141,7 @@ def test_depthwise_and_pointwise_heads():
     assert set(depthwise.generator.heads) == {'channel', 'spatial', 'kernel'}
     pointwise = DynamicConv2d(8, 16, 1, kernel_num=1)
     assert set(pointwise.generator.heads) == {'channel', 'filter'}
-    assert pointwise.path == 'static'
+    assert pointwise.select_path(5, 5) == 'static'
 
 
 @pytest.mark.parametrize('args,path', [

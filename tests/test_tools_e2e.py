@@ -243,6 +243,29 @@ class AsksForAttribute:
         return getattr, (HistoryBuffer, '__init__')
 
 
+def test_train_amp_on_cpu_50_iterations_finite(tmp_path):
+    """``tools/train.py --amp`` without CUDA trains under bfloat16 autocast
+    (mmkr's CPUAmpOptimWrapper): 50 logged iterations of the demo config on
+    real digits, every loss finite, and the saved weights finite."""
+    data = str(tmp_path / 'digits')
+    # 10 digits per class: 80 train images, 10 iterations of 8 per epoch
+    run(sys.executable, CONVERTER, '--out-dir', data, '--per-class', '10')
+    work_dir = str(tmp_path / 'amp')
+    log = run(
+        sys.executable, 'tools/train.py', CONFIG, '--amp', '--work-dir',
+        work_dir, '--cfg-options', *data_options(data),
+        'train_dataloader.batch_size=8', 'train_cfg.max_epochs=5',
+        'train_cfg.val_interval=5', 'default_hooks.logger.interval=1',
+        'default_hooks.checkpoint.interval=5')
+    assert "type='CPUAmpOptimWrapper'" in log
+    losses = [float(v) for v in re.findall(r' loss: (\S+)', log)]
+    assert len(losses) == 50
+    assert all(np.isfinite(losses)), losses
+    state = load_from_local(osp.join(work_dir, 'epoch_5.pth'))['state_dict']
+    assert all(torch.isfinite(v).all() for v in state.values()
+               if v.is_floating_point())
+
+
 def test_local_loader_allows_mmengine_checkpoints_only(tmp_path):
     hub = MessageHub.get_instance('test_local_loader')
     hub.update_scalar('train/loss', 0.5)

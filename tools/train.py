@@ -3,7 +3,9 @@
 Follows mmpretrain's ``tools/train.py``; in addition it imports mmkr (its
 modules and its weights-only checkpoint loader) and, under
 ``--launcher pytorch`` on a machine without CUDA, runs the job on the gloo
-backend (see :func:`mmkr.utils.init_cpu_distributed`).
+backend (see :func:`mmkr.utils.init_cpu_distributed`), and ``--amp``
+without CUDA trains under bfloat16 autocast
+(:class:`mmkr.engine.CPUAmpOptimWrapper`).
 """
 import argparse
 import os
@@ -34,7 +36,8 @@ def parse_args():
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='enable automatic-mixed-precision training')
+        help='enable automatic-mixed-precision training (float16 with '
+        'loss scaling on CUDA, bfloat16 on CPU)')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -92,9 +95,13 @@ def merge_args(cfg, args):
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
-    if args.amp:
+    if args.amp and torch.cuda.is_available():
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    elif args.amp:
+        # mmengine's AmpOptimWrapper needs CUDA; bfloat16 needs no scaler
+        cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+        cfg.optim_wrapper.pop('loss_scale', None)
 
     if args.resume == 'auto':
         cfg.resume = True

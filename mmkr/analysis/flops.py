@@ -7,11 +7,14 @@ MLPs (linears), the kernel aggregation Σ_k a_k W_k (a matmul of (B, K) by
 (K, numel W)), the batch-folded grouped convolution and the batched matmuls.
 :data:`KR_FLOP_HANDLES` adds the operators fvcore's defaults skip but a
 dynamic layer or a transformer spends real work on; :data:`FLOP_CONVENTIONS`
-states every choice in words.
+states every choice in words. :func:`kr_parts` splits the work of the KR
+modules, and :func:`explain_overhead` compares an overhead with one counted
+by other conventions (:data:`OTHER_CONVENTIONS`).
 """
 import math
+from collections import Counter
 from contextlib import contextmanager
-from typing import Any, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -19,7 +22,7 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import elementwise_flop_counter, get_shape
 from mmengine.model import BaseModel
 
-from ..models.layers import DynamicConv2d
+from ..models.layers import DynamicConv2d, DynamicLayer, SpectralKREncoder
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
@@ -46,6 +49,14 @@ def product_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     return math.prod(shape) if shape else 0
 
 
+def per_sample_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """``mmkr::per_sample_conv2d``, a conv with one kernel per sample:
+    C_in/g·kh·kw multiply-adds per output element, kernels (B, C_out,
+    C_in/g, kh, kw)."""
+    return math.prod(get_shape(outputs[0])) * math.prod(
+        get_shape(inputs[1])[2:])
+
+
 def not_counted(inputs: List[Any], outputs: List[Any]) -> int:
     """An operator that costs nothing by our conventions (mmengine 0.10's
     ``set_op_handle(name, None)`` keeps a default handle in place)."""
@@ -62,6 +73,7 @@ KR_FLOP_HANDLES = {
     'aten::mean': elementwise_flop_counter(1, 0),
     'aten::scaled_dot_product_attention': sdpa_flop_jit,
     'aten::fft_rfft2': rfft2_flop_jit,
+    'mmkr::per_sample_conv2d': per_sample_conv_flop_jit,
 }
 
 FLOP_CONVENTIONS = (
@@ -78,6 +90,23 @@ FLOP_CONVENTIONS = (
     '(n = H·W); log-magnitude free; its projection as a linear.',
 )
 
+OTHER_CONVENTIONS = (
+    'Kernel mixing: we count Σ_k a_k W_k as one matmul, 1 MAC per candidate '
+    'weight (none where K = 1 and the spatial attention scales the unfolded '
+    'input instead); ODConv\'s code forms s·a_k·W_k elementwise and sums '
+    'over K, up to 3 operations per candidate weight, so an overhead up to '
+    'ours - mix + 3·(candidate weights) is explained.',
+    'Feature side: module-hook counters see only Conv2d/Linear modules and '
+    'miss the attention products on features and the means h = GAP(X) '
+    'inside dynamic layers, so an overhead down to ours - feat is '
+    'explained.',
+)
+
+# The operators, as the analyzer names them, by which a dynamic layer's own
+# body works on features: c ⊙ X, f ⊙ Y, s ⊙ unfold(X) and h = mean(X). The
+# K·k² products a_k·s_p of the mixing coefficients fall here too.
+FEATURE_SIDE_OPS = ('mul', 'mul_', 'mean')
+
 
 class _TensorForward(nn.Module):
     """Calls an mmengine model in ``'tensor'`` mode (logits, no loss)."""
@@ -92,15 +121,16 @@ class _TensorForward(nn.Module):
 
 @contextmanager
 def eager_conv_paths(model: nn.Module):
-    """Trace the execution path each :class:`DynamicConv2d` takes outside
-    graph capture. The analyzer counts a traced graph, and while a graph is
-    traced a dynamic conv swaps its batch-folded ``'grouped'`` path for a
-    batch-agnostic one (:attr:`DynamicConv2d.graph_path`, up to K times the
-    multiply-adds), which training and evaluation never run."""
+    """Trace the execution path each :class:`DynamicConv2d` takes in
+    training and evaluation. The analyzer counts a TorchScript-traced graph,
+    and while one is traced a dynamic conv swaps its batch-folded
+    ``'grouped'`` path for a batch-agnostic one
+    (:attr:`DynamicConv2d.graph_path`, up to K times the multiply-adds),
+    which only exported graphs run."""
     convs = [m for m in model.modules() if isinstance(m, DynamicConv2d)]
     saved = [conv.graph_path for conv in convs]
     for conv in convs:
-        conv.graph_path = conv.path
+        conv.graph_path = 'grouped'
     try:
         yield
     finally:
@@ -128,6 +158,84 @@ def flop_analyzer(
     with eager_conv_paths(model):
         analyzer.total()  # traces now; the result is cached
     return analyzer
+
+
+def _join(*names: str) -> str:
+    """The dotted module name of ``names``; '' names the root."""
+    return '.'.join(name for name in names if name)
+
+
+def own_flops_by_operator(analyzer: FlopAnalyzer, name: str,
+                          module: nn.Module) -> Counter:
+    """Counts by operator of the body of the module ``name``, without its
+    children's."""
+    counts = Counter(analyzer.by_operator(name))
+    for child, _ in module.named_children():
+        counts.subtract(analyzer.by_operator(_join(name, child)))
+    return counts
+
+
+def kr_parts(analyzer: FlopAnalyzer, model: nn.Module) -> Dict[str, int]:
+    """Multiply-adds of the KR modules of ``model`` that
+    :func:`flop_analyzer` counted: ``feat``, the products and means of
+    :data:`FEATURE_SIDE_OPS` in the dynamic layers' own bodies; ``mlp``,
+    their children (attention, fusion and KR generator MLPs); ``d0``, the
+    spectral encoders of d_0."""
+    # flop_analyzer runs a BaseModel through a wrapper, as its 'model'
+    root = 'model' if isinstance(model, BaseModel) else ''
+    parts = dict(feat=0, mlp=0, d0=0)
+    for name, module in model.named_modules():
+        name = _join(root, name)
+        if isinstance(module, DynamicLayer):
+            own = own_flops_by_operator(analyzer, name, module)
+            parts['feat'] += sum(own[op] for op in FEATURE_SIDE_OPS)
+            parts['mlp'] += sum(
+                analyzer.total(_join(name, child))
+                for child, _ in module.named_children())
+        elif isinstance(module, SpectralKREncoder):
+            parts['d0'] += analyzer.total(name)
+    return parts
+
+
+def candidate_weights(model: nn.Module) -> int:
+    """Candidate kernel and bias elements, K·|W| per layer, of the dynamic
+    layers of ``model`` that mix candidates or scale kernel positions (a
+    kernel or a spatial attention): what ODConv's code forms a per-sample
+    kernel from, once per image. A layer with neither runs its static
+    kernel, in ODConv's code too."""
+    count = 0
+    for layer in model.modules():
+        if isinstance(layer, DynamicLayer):
+            heads = layer.generator.head_sizes
+            if heads['kernel'] or heads['spatial']:
+                count += sum(
+                    p.numel() for p in layer.parameters(recurse=False))
+    return count
+
+
+def explain_overhead(ours: float, theirs: float, tolerance: float,
+                     feat: float, mix: float,
+                     candidates: float) -> Tuple[str, str]:
+    """(status, reason) of an overhead ``theirs`` counted elsewhere beside
+    ``ours``: ``'ok'`` within ``tolerance``; ``'explained'`` by one of
+    :data:`OTHER_CONVENTIONS` when ``theirs`` lies within
+    [ours - feat - tolerance, ours - mix + 3·candidates + tolerance]; else
+    ``'MISS'``. ``feat``, ``mix``: parts of ``ours``
+    (:func:`kr_parts`); ``candidates``: :func:`candidate_weights`."""
+    if abs(ours - theirs) <= tolerance:
+        return 'ok', ''
+    if ours - feat - tolerance <= theirs < ours:
+        return 'explained', (f'poster omits feature-side products '
+                             f'(feat {feat / 1e6:.1f}M)')
+    if ours < theirs <= ours - mix + 3 * candidates + tolerance:
+        # our mix replaced by the poster's work on every candidate weight;
+        # past 3 operations the rest is within the tolerance
+        ops = min(3.0, (theirs - ours + mix) / candidates)
+        return 'explained', (
+            f'poster counts kernel mixing at {ops:.1f} ops per candidate '
+            f'weight ({candidates / 1e6:.1f}M; ODConv\'s K-fold product and '
+            'sum)')
+    return 'MISS', ''
 
 
 def count_flops(model: nn.Module,

@@ -1,3 +1,4 @@
 from .hooks import KRTemperatureHook
+from .optimizers import CPUAmpOptimWrapper
 
-__all__ = ['KRTemperatureHook']
+__all__ = ['KRTemperatureHook', 'CPUAmpOptimWrapper']

@@ -16,7 +16,8 @@ MobileNetV2 (widen 0.5) but the stem, at 224x224, batch 32, as
 - ``kr-off`` / ``kr-on``: mmkr's :class:`DynamicConv2d` without and with the
   kernel representation (kr-off has ODConv's attentions, so kr-off vs
   odconv compares the execution alone);
-- ``unfold`` (with ``--unfold``): kr-off forced onto its unfold path.
+- ``grouped`` / ``unfold`` (with ``--paths``): kr-off forced onto each of
+  the two paths its chooser picks between by the size of the feature map.
 
 Whole-model mode, ``CONFIG``: a training step (forward, cross-entropy,
 backward, SGD step) and inference on synthetic images, images/s and peak
@@ -69,9 +70,9 @@ def parse_args():
                         help='--layers: K of the dynamic layers')
     parser.add_argument('--no-reference', action='store_true',
                         help='--layers: skip the slow per-sample reference')
-    parser.add_argument('--unfold', action='store_true',
-                        help='--layers: also time kr-off on its unfold path '
-                        '(the one used while a graph is captured)')
+    parser.add_argument('--paths', action='store_true',
+                        help='--layers: also time kr-off forced onto its '
+                        'grouped and its unfold path')
     parser.add_argument('--baseline', help='config of the static baseline '
                         '(default: the backbone KRBackbone wraps)')
     parser.add_argument('--batch-size', type=int,
@@ -271,10 +272,11 @@ def layer_steps(shape: ConvShape, args,
     steps['odconv'] = step(lambda: odconv_style(kr_off, x))
     steps['kr-off'] = step(lambda: kr_off.forward_kr(x)[0])
     steps['kr-on'] = step(lambda: kr_on.forward_kr(x, d)[0])
-    if args.unfold:
-        unfold = copy.deepcopy(kr_off)
-        unfold.path = 'unfold'
-        steps['unfold'] = step(lambda: unfold.forward_kr(x)[0])
+    if args.paths:
+        for path in ('grouped', 'unfold'):
+            forced = copy.deepcopy(kr_off)
+            forced.path = path
+            steps[path] = step(lambda layer=forced: layer.forward_kr(x)[0])
     return steps
 
 
@@ -420,16 +422,22 @@ def run_model(args, device: torch.device):
                  for kind, fn in model_steps(model, args, device,
                                              compiled).items()}
         times = time_round_robin(steps, args.repeat, args.warmup, device)
-        mems = {key: peak_memory(fn, device) for key, fn in steps.items()}
+        # MemTracker's dispatch mode makes dynamo fall back to eager, so on
+        # CPU a compiled step's memory cannot be told apart from eager's
+        if compiled and device.type != 'cuda':
+            memory = ['-', '-', '-']
         for kind in ('train', 'infer'):
             kr, static = times[('kr', kind)], times[('static', kind)]
+            if not compiled or device.type == 'cuda':
+                kr_mem, static_mem = (peak_memory(steps[(name, kind)], device)
+                                      for name in ('kr', 'static'))
+                memory = [f'{static_mem / 2**20:.0f}',
+                          f'{kr_mem / 2**20:.0f}',
+                          f'{kr_mem / static_mem:.2f}']
             rows.append([
                 kind, 'compiled' if compiled else 'eager',
                 f'{args.batch_size / static:.1f}',
-                f'{args.batch_size / kr:.1f}', f'{kr / static:.2f}',
-                f'{mems[("static", kind)] / 2**20:.0f}',
-                f'{mems[("kr", kind)] / 2**20:.0f}',
-                f'{mems[("kr", kind)] / mems[("static", kind)]:.2f}'
+                f'{args.batch_size / kr:.1f}', f'{kr / static:.2f}', *memory
             ])
             print('  ' + ' | '.join(rows[-1]), flush=True)
     print_table([

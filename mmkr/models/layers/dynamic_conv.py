@@ -8,13 +8,15 @@ from torch.nn.modules.utils import _pair
 
 from .dynamic_layer import DynamicLayer
 from .kernel_generator import KernelAttention
+from .per_sample_conv import conv_output_size, per_sample_conv2d
 
 CONV_PATHS = ('static', 'pointwise', 'grouped', 'mixed', 'unfold')
 
 
 def select_conv_path(kernel_num: int, has_spatial: bool, kernel_size,
-                     groups: int, padding, batch_agnostic: bool = False
-                     ) -> str:
+                     groups: int, padding, out_channels: int = 0,
+                     out_positions: Optional[int] = None,
+                     batch_agnostic: bool = False) -> str:
     """Pick the cheapest exact way to run a dynamic conv from its shape.
 
     - ``'static'``: one candidate and no spatial attention. The per-sample
@@ -22,22 +24,33 @@ def select_conv_path(kernel_num: int, has_spatial: bool, kernel_size,
       channel and filter attentions scale features around a static conv.
     - ``'pointwise'``: a 1x1 conv without groups or padding. The per-sample
       (C_out, C_in) kernels are small; one batched matmul applies them.
-    - ``'grouped'``: everything else. Per-sample kernels are aggregated over
-      K in one matmul and the batch is folded into the groups of a single
-      conv, (1, B*C_in, H, W) * (B*C_out, C_in/g, k, k).
+    - ``'grouped'``: per-sample kernels aggregated over K in one matmul and
+      the batch folded into the groups of a single conv,
+      (1, B*C_in, H, W) * (B*C_out, C_in/g, k, k).
+    - ``'unfold'``: the spatial attention scales the kernel positions of the
+      unfolded input, and a batched matmul applies the per-sample kernel
+      mixed over K (the static kernel for K = 1). Chosen over ``'grouped'``
+      when the output has fewer than half as many positions H'*W'
+      (``out_positions``) as a group has output channels: the unfolded
+      input, (C_in/g*k*k, H'*W') per group and sample, is then less than
+      half the per-sample kernel, (C_out/g, C_in/g*k*k), and a grouped conv
+      with few positions and large kernels is bound by moving those kernels,
+      forward and backward (2-2.5x slower than unfold on ResNet-18's 7x7
+      stage; ``benchmark.py --layers --paths``). Nearer parity the two run
+      equally fast and ``'grouped'``, which keeps no unfolded input for
+      backward, needs less memory.
 
-    ``'grouped'`` puts the batch size into the conv's ``groups``, which a
-    graph with a dynamic batch axis cannot hold (ONNX's ``group`` is a
-    constant, and ``torch.compile`` recompiles for every batch size). With
-    ``batch_agnostic=True`` it is replaced by a path whose ops do not depend
-    on the batch size:
+    ``'grouped'`` puts the batch size into the conv's ``groups``. That is
+    harmless under ``torch.compile``, which sees the batch-folded conv only
+    as the opaque operator :func:`per_sample_conv2d`, but a graph exported
+    with a dynamic batch axis cannot hold it (ONNX's ``group`` is a
+    constant). With ``batch_agnostic=True`` the per-sample cases take a path
+    whose ops do not depend on the batch size:
 
     - ``'mixed'`` (no spatial attention): the K candidates as one static conv
       with K*C_out outputs, mixed per sample by the kernel attention; no
       per-sample kernel at all, at K times the conv's multiply-adds;
-    - ``'unfold'`` (spatial attention): the spatial attention scales the
-      kernel positions of the unfolded input, and a batched matmul applies
-      the per-sample kernel mixed over K (the static kernel for K = 1).
+    - ``'unfold'`` (spatial attention), as above.
     """
     if kernel_num == 1 and not has_spatial:
         return 'static'
@@ -45,13 +58,23 @@ def select_conv_path(kernel_num: int, has_spatial: bool, kernel_size,
         return 'pointwise'
     if batch_agnostic:
         return 'unfold' if has_spatial else 'mixed'
+    if (out_positions is not None
+            and 2 * out_positions < out_channels // groups):
+        return 'unfold'
     return 'grouped'
 
 
-def capturing_graph() -> bool:
-    """True while torch.compile, torch.export or the ONNX exporter traces."""
-    return (torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
-            or torch.jit.is_tracing())
+def exporting_graph() -> bool:
+    """True while the ONNX exporter or TorchScript's tracer records a graph:
+    both would bake the batch size of a batch-folded conv into it."""
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+
+
+def conv_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a conv on ``x`` computes in: autocast's where it is on."""
+    device = x.device.type
+    return (torch.get_autocast_dtype(device)
+            if torch.is_autocast_enabled(device) else x.dtype)
 
 
 class DynamicConv2d(DynamicLayer):
@@ -68,8 +91,9 @@ class DynamicConv2d(DynamicLayer):
 
     Execution. c and f always scale features (c ⊙ X before the conv, f after
     it), never kernels, and no path builds the K-fold (B, K, C_out, C_in/g,
-    k, k) tensor that ODConv's code sums over K. The path is fixed at
-    construction by :func:`select_conv_path` and stored in :attr:`path`:
+    k, k) tensor that ODConv's code sums over K. Each call picks its path
+    with :func:`select_conv_path` from the layer's shape and the size of
+    its output, unless :attr:`path` fixes one:
 
     - ``'static'`` (K = 1, no spatial attention: every 1x1 conv of a 1x
       network, DyConv/CondConv never): a static conv between the two
@@ -77,21 +101,26 @@ class DynamicConv2d(DynamicLayer):
     - ``'pointwise'`` (1x1, groups 1, no padding, K > 1): one (B, K) x
       (K, C_out*C_in) matmul gives the per-sample kernels, one batched matmul
       applies them to the (strided) input.
-    - ``'grouped'`` (the rest: k > 1, or groups > 1): the per-sample kernels
-      Σ_k a_k (s ⊙ W_k) come from one matmul per kernel position (s joins
-      the coefficients a_k, so no unscaled kernel is kept for backward),
-      and one conv with the batch folded into its groups applies
-      them. It beats the batch-agnostic paths in eager mode: the
+    - ``'grouped'`` (k > 1 or groups > 1, on large feature maps): the
+      per-sample kernels Σ_k a_k (s ⊙ W_k) come from one matmul per kernel
+      position (s joins the coefficients a_k, so no unscaled kernel is kept
+      for backward), and one conv with the batch folded into its groups
+      applies them. It beats the batch-agnostic paths there: the
       K*C_out-output conv (``'mixed'``) costs K times the multiply-adds, and
       the unfold path pays for the k*k-fold unfolded input and its col2im
-      backward (``tools/analysis_tools/benchmark.py --layers --unfold``
-      times it beside the others).
+      backward.
+    - ``'unfold'`` (k > 1 or groups > 1, on small feature maps: fewer than
+      half as many output positions as output channels per group): s scales
+      the unfolded input and a batched matmul applies Σ_k a_k W_k, which
+      moves less data than the grouped conv's per-sample kernels there.
 
-    While a graph is captured (torch.compile, torch.export, ONNX export;
-    see :func:`capturing_graph`) ``'grouped'`` gives way to
-    :attr:`graph_path`, the batch-agnostic ``'mixed'`` or ``'unfold'``: the
-    batch size is then never a conv's ``groups``, so one graph serves every
-    batch size. All paths compute the same function.
+    ``'grouped'`` runs as the custom operator :func:`per_sample_conv2d`, so
+    ``torch.compile(dynamic=True)`` keeps one graph for every batch size.
+    While the ONNX exporter or TorchScript's tracer records a graph (see
+    :func:`exporting_graph`), ``'grouped'`` gives way to :attr:`graph_path`,
+    the batch-agnostic ``'mixed'`` or ``'unfold'``: the batch size is then
+    never a conv's ``groups``, so one exported graph serves every batch
+    size. All paths compute the same function.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation,
@@ -125,12 +154,11 @@ class DynamicConv2d(DynamicLayer):
                         *self.kernel_size))
         self.bias = (nn.Parameter(torch.empty(kernel_num, out_channels))
                      if bias else None)
-        has_spatial = self.generator.head_sizes['spatial'] > 0
-        self.path = select_conv_path(kernel_num, has_spatial,
-                                     self.kernel_size, groups, self.padding)
+        self.has_spatial = self.generator.head_sizes['spatial'] > 0
+        self.path: Optional[str] = None
         self.graph_path = select_conv_path(
-            kernel_num, has_spatial, self.kernel_size, groups, self.padding,
-            batch_agnostic=True)
+            kernel_num, self.has_spatial, self.kernel_size, groups,
+            self.padding, batch_agnostic=True)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -147,7 +175,7 @@ class DynamicConv2d(DynamicLayer):
                 f'kernel_size={self.kernel_size}, stride={self.stride}, '
                 f'padding={self.padding}, dilation={self.dilation}, '
                 f'groups={self.groups}, kernel_num={self.kernel_num}, '
-                f'kr_dims={self.kr_dims}, path={self.path}')
+                f'kr_dims={self.kr_dims}, path={self.path or "auto"}')
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor,
               groups: int) -> torch.Tensor:
@@ -155,12 +183,18 @@ class DynamicConv2d(DynamicLayer):
                         self.dilation, groups)
 
     def _output_size(self, h: int, w: int) -> Tuple[int, int]:
-        return tuple(
-            (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
-            for size, pad, dil, k, stride in zip((h, w), self.padding,
-                                                 self.dilation,
-                                                 self.kernel_size,
-                                                 self.stride))
+        return conv_output_size((h, w), self.kernel_size, self.stride,
+                                self.padding, self.dilation)
+
+    def select_path(self, height: int, width: int) -> str:
+        """The eager path for an input of ``height`` x ``width``:
+        :attr:`path` if set, else :func:`select_conv_path`'s choice."""
+        if self.path is not None:
+            return self.path
+        out_h, out_w = self._output_size(height, width)
+        return select_conv_path(self.kernel_num, self.has_spatial,
+                                self.kernel_size, self.groups, self.padding,
+                                self.out_channels, out_h * out_w)
 
     def _mixed_bias(self, att: KernelAttention) -> Optional[torch.Tensor]:
         if self.bias is None:
@@ -205,12 +239,12 @@ class DynamicConv2d(DynamicLayer):
         return out.view(b, self.out_channels, h, w)
 
     def _forward_grouped(self, x, att):
-        b, c, h, w = x.shape
+        dtype = conv_dtype(x)
         # one copy into the layout the conv's fast kernels read
-        kernels = self._mixed_kernels(att, b).flatten(0, 1).contiguous()
-        out = self._conv(
-            x.reshape(1, b * c, h, w), kernels.to(x.dtype), b * self.groups)
-        return out.view(b, self.out_channels, *out.shape[-2:])
+        kernels = self._mixed_kernels(att, x.shape[0]).to(dtype).contiguous()
+        return per_sample_conv2d(x.to(dtype), kernels, list(self.stride),
+                                 list(self.padding), list(self.dilation),
+                                 self.groups)
 
     def _forward_mixed(self, x, att):
         """Σ_k a_k conv(X, W_k): one conv with K*C_out outputs, ordered
@@ -249,8 +283,8 @@ class DynamicConv2d(DynamicLayer):
         channels_last = (x.dim() == 4 and not x.is_contiguous()
                          and x.is_contiguous(
                              memory_format=torch.channels_last))
-        path = self.path
-        if path == 'grouped' and capturing_graph():
+        path = self.select_path(*x.shape[-2:])
+        if path == 'grouped' and exporting_graph():
             path = self.graph_path
         if att.channel is not None:
             x = x * att.channel[:, :, None, None].to(x.dtype)
