@@ -44,7 +44,7 @@ import copy
 import statistics
 import time
 from contextlib import nullcontext
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple
 
 import torch
 import torch.nn as nn
