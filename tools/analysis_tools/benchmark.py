@@ -398,6 +398,18 @@ def model_steps(model: nn.Module, args, device: torch.device,
     return dict(train=train, infer=infer)
 
 
+def memory_columns(steps: Dict[tuple, Callable], kind: str,
+                   device: torch.device, compiled: bool) -> List[str]:
+    """Static MiB, KR MiB and their ratio for the ``kind`` step; '-' for a
+    compiled step on CPU, where MemTracker's dispatch mode makes dynamo fall
+    back to eager, so the figures would be eager's."""
+    if compiled and device.type != 'cuda':
+        return ['-'] * 3
+    static, kr = (peak_memory(steps[(name, kind)], device)
+                  for name in ('static', 'kr'))
+    return [f'{static / 2**20:.0f}', f'{kr / 2**20:.0f}', f'{kr / static:.2f}']
+
+
 def run_model(args, device: torch.device):
     from mmengine.registry import init_default_scope
 
@@ -422,22 +434,13 @@ def run_model(args, device: torch.device):
                  for kind, fn in model_steps(model, args, device,
                                              compiled).items()}
         times = time_round_robin(steps, args.repeat, args.warmup, device)
-        # MemTracker's dispatch mode makes dynamo fall back to eager, so on
-        # CPU a compiled step's memory cannot be told apart from eager's
-        if compiled and device.type != 'cuda':
-            memory = ['-', '-', '-']
         for kind in ('train', 'infer'):
             kr, static = times[('kr', kind)], times[('static', kind)]
-            if not compiled or device.type == 'cuda':
-                kr_mem, static_mem = (peak_memory(steps[(name, kind)], device)
-                                      for name in ('kr', 'static'))
-                memory = [f'{static_mem / 2**20:.0f}',
-                          f'{kr_mem / 2**20:.0f}',
-                          f'{kr_mem / static_mem:.2f}']
             rows.append([
                 kind, 'compiled' if compiled else 'eager',
                 f'{args.batch_size / static:.1f}',
-                f'{args.batch_size / kr:.1f}', f'{kr / static:.2f}', *memory
+                f'{args.batch_size / kr:.1f}', f'{kr / static:.2f}',
+                *memory_columns(steps, kind, device, compiled)
             ])
             print('  ' + ' | '.join(rows[-1]), flush=True)
     print_table([
