@@ -44,20 +44,32 @@ def test_benchmark_layers_mode_prints_every_shape_and_path():
     out = run_tool('benchmark.py', '--layers', '--models', 'resnet18',
                    '--batch-size', '2', '--input-size', '32', '--repeat',
                    '1', '--warmup', '0', '--no-reference', '--paths')
-    header = next(line for line in out.splitlines()
-                  if line.strip().startswith('layer'))
-    for column in ('static ms', 'odconv ms', 'kr-off ms', 'kr-on ms',
-                   'grouped ms', 'unfold ms', 'off/odc t', 'off/odc m'):
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.strip().startswith('layer'))
+    header = lines[start]
+    for column in ('rule path', 'tuned path', 'static ms', 'odconv ms',
+                   'kr-off ms', 'kr-on ms', 'tuned ms', 'grouped ms',
+                   'unfold ms', 'kfold ms', 'off/odc t', 'off/odc m'):
         assert column in header
-    # the ten distinct convs of ResNet-18 but the stem
-    rows = [line for line in out.splitlines() if '->' in line and
-            '|' not in line]
-    assert len(rows) == 10, out
+    # the ten distinct convs of ResNet-18 but the stem, after the rule line
+    rows = [line.split() for line in lines[start + 2:start + 12]]
+    assert all('->' in row[0] for row in rows), out
+    paths = {'static', 'pointwise', 'grouped', 'mixed', 'unfold', 'kfold'}
+    # 'C->C kxk sS @H', then the rule's and the autotuner's paths
+    assert all({row[4], row[5]} <= paths for row in rows), out
 
 
 def test_benchmark_model_mode_against_derived_baseline():
     out = run_tool('benchmark.py', DEMO, '--batch-size', '2',
-                   '--input-size', '32', '--repeat', '1', '--warmup', '0')
+                   '--input-size', '32', '--repeat', '1', '--warmup', '0',
+                   '--conv-path', 'autotune')
+    # every one of the demo's 19 dynamic convs ran a path it autotuned
+    paths = next(line for line in out.splitlines()
+                 if line.startswith('paths of the dynamic convs'))
+    assert 'conv_path=autotune' in paths
+    counts = [item.split() for item in paths.split(': ')[-1].split(', ')]
+    assert sum(int(n) for _, n in counts) == 19, paths
     rows = {line.split()[0]: line.split() for line in out.splitlines()
             if line.split()[:2] in (['train', 'eager'], ['infer', 'eager'])}
     assert set(rows) == {'train', 'infer'}

@@ -229,17 +229,18 @@ def test_pretrained_init_cfg_with_prefix(tmp_path, server, cache):
 @pytest.mark.parametrize('saved, model, message', [
     (dict(kernel_num=4), dict(kernel_num=1),
      r"dynamic layer 'backbone.layer1.0.conv1' \(DynamicConv2d, "
-     r'kernel_num=1.*\(4, 64, 64, 3, 3\) in the checkpoint and '
-     r'\(1, 64, 64, 3, 3\) in the model'),
+     r"method='odconv', kernel_num=1.*\(4, 64, 64, 3, 3\) in the "
+     r'checkpoint and \(1, 64, 64, 3, 3\) in the model'),
     (dict(kr_dims=32), dict(kr_dims=16),
      r'encoder.proj.weight has shape \(32, 120\) in the checkpoint and '
      r'\(16, 120\) in the model \(kr_dims=16\)'),
     (dict(depth=34), dict(depth=18),
      r'has \d+ tensors that KRBackbone lacks \(backbone.layer1.2.bn1.bias.*'
      r'another architecture'),
-    (dict(attention='dyconv', kernel_num=4), dict(kernel_num=4),
-     r"dynamic layer 'backbone.layer1.0.conv1' .*generator.fc1.weight has "
-     r'shape \(16, 20\) in the checkpoint and \(16, 157\) in the model'),
+    (dict(method='dyconv', kernel_num=4), dict(kernel_num=4),
+     r"dynamic layer 'backbone.layer1.0.conv1' \(DynamicConv2d, "
+     r"method='odconv'\): it holds a 'dyconv' layer there, this model a "
+     r"'odconv' one"),
 ])
 def test_wrong_architecture_is_refused(tmp_path, server, cache, saved,
                                        model, message):

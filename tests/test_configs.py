@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.runner import Runner
 from mmpretrain import get_model
 from mmpretrain.registry import MODELS
+from test_head_and_hook import RandomImages
 
 import mmkr  # noqa: F401
 from mmkr.models.backbones import KRBackbone
@@ -45,6 +47,20 @@ EXPECTED_COUNT = {
     'VisionTransformer': 48,
     'PoolFormer': 27
 }
+# Layers the comparison methods' authors keep static in their own networks
+# (ODConv's od_resnet, DCD's resnet_dcd / mobilenetv2_dcd, WeightNet's
+# first and last convs), with the number of dynamic layers left. KR layers
+# on ODConv make every layer dynamic (the poster); KR on another method
+# keeps that method's network.
+AUTHORS_STATIC = {
+    ('ResNet', 'odconv'): (r'layer\d\.0\.downsample\.0', 16),
+    ('ResNet', 'condconv'): (r'layer\d\.0\.downsample\.0', 16),
+    ('ResNet', 'dcd'): (r'layer\d\.0\.downsample\.0', 16),
+    ('ResNet', 'weightnet'): (r'layer\d\.0\.downsample\.0', 16),
+    ('MobileNetV2', 'dcd'):
+    (r'(layer1\.0\..*|layer\d\.\d+\.conv\.1\.conv|conv2\.conv)', 32),
+    ('MobileNetV2', 'weightnet'): (r'conv2\.conv', 50),
+}
 
 
 def test_every_poster_family_has_configs():
@@ -67,24 +83,43 @@ def resolution(cfg: Config) -> int:
     return cfg.model.backbone.get('probe_size', (224, ))[0]
 
 
-def intended_dynamic(backbone_cfg: dict):
+def intended_dynamic(backbone_cfg: dict, excluded: str = '(?!)'):
     """Names of the static backbone's layers that the family's pattern
-    selects, checked to be convertible layers."""
+    selects and ``excluded`` does not, checked to be convertible layers."""
     static = MODELS.build(backbone_cfg)
     pattern = re.compile(INTENDED_DYNAMIC[backbone_cfg['type']] + '$')
+    excluded = re.compile(excluded + '$')
     names = {
         name
-        for name, module in static.named_modules() if pattern.match(name)
+        for name, module in static.named_modules()
+        if pattern.match(name) and not excluded.match(name)
     }
     assert all(is_convertible(static.get_submodule(n)) for n in names)
     return names
 
 
+def calibrate_batch_norms(model: nn.Module, side: int):
+    """BatchNorm statistics of one training batch, then eval mode. A fresh
+    model's statistics (mean 0, variance 1) are no state a trained model is
+    in, and DCD's latent path grows without bound through them."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = None
+    model.train()
+    # 4 images at ImageNet sizes; at the digits' 32x32 the last stage's maps
+    # are 1x1, and 4 values per channel are too few for those statistics
+    batch = 32 if side <= 32 else 4
+    with torch.no_grad():
+        model(torch.randn(batch, 3, side, side), mode='tensor')
+    model.eval()
+
+
 @pytest.mark.parametrize('config', CONFIGS)
 def test_config_builds_and_classifies(config):
     cfg = Config.fromfile(osp.join(REPO, config))
-    model = get_model(cfg, device='cpu').eval()
+    model = get_model(cfg, device='cpu')
     side = resolution(cfg)
+    calibrate_batch_norms(model, side)
     num_classes = cfg.model.head.num_classes
     with torch.no_grad():
         for batch in (1, 2):
@@ -98,9 +133,16 @@ def test_config_builds_and_classifies(config):
         assert not any(
             isinstance(m, DynamicLayer) for m in model.modules())
         return
-    family = cfg.model.backbone.backbone.type
-    expected = intended_dynamic(cfg.model.backbone.backbone)
-    assert len(expected) == EXPECTED_COUNT[family]
+    backbone = cfg.model.backbone
+    family = backbone.backbone.type
+    method = backbone.get('method', 'odconv')
+    with_kr = backbone.get('with_kr', True)
+    excluded, count = '(?!)', EXPECTED_COUNT[family]
+    if (family, method) in AUTHORS_STATIC and not (method == 'odconv'
+                                                   and with_kr):
+        excluded, count = AUTHORS_STATIC[(family, method)]
+    expected = intended_dynamic(backbone.backbone, excluded)
+    assert len(expected) == count
     assert set(model.backbone.dynamic_names) == expected
     dynamic_modules = {
         name
@@ -112,10 +154,57 @@ def test_config_builds_and_classifies(config):
         model.backbone.static_layers[0])
     assert isinstance(first, nn.Conv2d) and not isinstance(
         first, DynamicLayer)
-    backbone = cfg.model.backbone
     for layer in model.backbone.dynamic_layers.values():
-        assert layer.kernel_num == backbone.get('kernel_num', 1)
-        assert layer.kr_dims == (
-            backbone.get('kr_dims', 64) if backbone.get('with_kr', True)
-            else 0)
-        assert layer.generator.variant == backbone.get('attention', 'odconv')
+        assert getattr(layer, 'kernel_num', 1) == backbone.get('kernel_num', 1)
+        assert layer.kr_dims == (backbone.get('kr_dims', 64) if with_kr else 0)
+        assert layer.method == method
+
+
+# The comparison methods' configs and KR on them: each trains one step with
+# its own model, optimizer and hooks in a real Runner.
+METHOD_CONFIGS = sorted(
+    path for path in CONFIGS
+    if path.split(osp.sep)[1] in ('dcd', 'weightnet', 'dyconv', 'condconv')
+    or osp.basename(path) in ('resnet18_odconv4.py',
+                              'mobilenet-v2-050_odconv4.py',
+                              'resnet18_dcd_kr.py',
+                              'resnet18_condconv8_kr.py'))
+
+
+def test_every_method_has_its_configs():
+    names = {osp.relpath(path, 'configs') for path in METHOD_CONFIGS}
+    for family in ('resnet18', 'mobilenet-v2-050'):
+        assert {f'dcd/{family}_dcd.py', f'weightnet/{family}_weightnet.py',
+                f'dyconv/{family}_dyconv4.py',
+                f'condconv/{family}_condconv8.py'} <= names
+
+
+@pytest.mark.parametrize('config', METHOD_CONFIGS)
+def test_method_config_trains_one_step(config, tmp_path):
+    cfg = Config.fromfile(osp.join(REPO, config))
+    runner = Runner(
+        model=cfg.model,
+        work_dir=str(tmp_path),
+        train_dataloader=dict(
+            # two 64x64 images: one training step
+            dataset=RandomImages(2, 64), batch_size=2, num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=True)),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=cfg.optim_wrapper,
+        custom_hooks=cfg.get('custom_hooks'),
+        default_hooks=dict(checkpoint=None, logger=None),
+        default_scope='mmpretrain')
+    before = {
+        name: p.detach().clone()
+        for name, p in runner.model.named_parameters()
+    }
+    runner.train()
+    changed = [
+        name for name, p in runner.model.named_parameters()
+        if not torch.equal(p, before[name])
+    ]
+    assert all(torch.isfinite(p).all() for p in runner.model.parameters())
+    # every dynamic layer's kernels and generator trained
+    for name, layer in runner.model.backbone.dynamic_layers.items():
+        assert any(c.startswith(f'backbone.backbone.{name}.generator.')
+                   for c in changed), name

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from mmkr.analysis import (candidate_weights, count_flops, explain_overhead,
                            flop_analyzer, kr_parts)
-from mmkr.models.layers import (DynamicConv2d, DynamicLinear,
-                                SpectralKREncoder)
+from mmkr.models.layers import (DCDConv2d, DynamicConv2d, DynamicLinear,
+                                SpectralKREncoder, WeightNetConv2d)
 
 LN = 5  # fvcore's LayerNorm rule: 5 multiply-adds per element
 M = 1e6
@@ -24,6 +24,17 @@ class ForwardKR(nn.Module):
 
     def forward(self, x, d):
         return self.layer.forward_kr(x, d)
+
+
+def counted(layer: nn.Module, batch: int, c_in: int, side: int,
+            kr_dims: int) -> int:
+    """What the analyzer counts for ``layer`` on a (batch, c_in, side, side)
+    input and, with KR on, a d of ``kr_dims``."""
+    x = torch.randn(batch, c_in, side, side)
+    if not kr_dims:
+        return flop_analyzer(layer, x).total()
+    return flop_analyzer(ForwardKR(layer),
+                         (x, torch.randn(batch, kr_dims))).total()
 
 
 def attention_path(c_in, c_out, positions, kernel_num, depthwise, kr_dims,
@@ -85,15 +96,8 @@ def test_dynamic_conv_matches_hand_count(c_in, c_out, k, kernel_num, groups,
                                          kr_dims):
     layer = DynamicConv2d(c_in, c_out, k, padding=k // 2, groups=groups,
                           kernel_num=kernel_num, kr_dims=kr_dims)
-    batch, side = 2, 7
-    x = torch.randn(batch, c_in, side, side)
-    if kr_dims:
-        counted = flop_analyzer(ForwardKR(layer),
-                                (x, torch.randn(batch, kr_dims))).total()
-    else:
-        counted = flop_analyzer(layer, x).total()
-    assert counted == batch * hand_count_conv(c_in, c_out, k, kernel_num,
-                                              groups, side * side, kr_dims)
+    assert counted(layer, 2, c_in, 7, kr_dims) == 2 * hand_count_conv(
+        c_in, c_out, k, kernel_num, groups, 7 * 7, kr_dims)
 
 
 @pytest.mark.parametrize('kernel_num', [1, 4])
@@ -147,10 +151,10 @@ def test_counts_the_path_eager_execution_takes():
     """While traced, a DyConv layer would run its batch-agnostic K*C_out
     conv ('mixed'); training runs the grouped path, which is counted."""
     layer = DynamicConv2d(8, 6, 3, padding=1, kernel_num=4,
-                          attention='dyconv')
+                          method='dyconv')
     assert (layer.select_path(7, 7), layer.graph_path) == ('grouped', 'mixed')
     numel = 6 * 8 * 9
-    hand = (8 * 49 + 8 * 16 + LN * 16 + 16 * 4  # mean, F, kernel head
+    hand = (8 * 49 + 8 * 4 + 4 * 4  # mean, DyConv's FC to 4, kernel head
             + 4 * numel + 6 * 49 * 8 * 9)  # Σ_k a_k W_k, the conv
     assert count_flops(layer, (8, 7, 7)) == hand
     assert layer.graph_path == 'mixed'
@@ -195,3 +199,96 @@ def test_explain_overhead(theirs, status, reason):
                            candidates=10 * M)
     assert got[0] == status
     assert reason in got[1] and bool(got[1]) == bool(reason)
+
+
+def kr_generator_count(in_dims, kr_dims):
+    """d_{i+1} = W_2 ReLU(LN(W_1 [h~, alpha~])) per sample, or nothing."""
+    return in_dims * kr_dims + LN * kr_dims + kr_dims**2 if kr_dims else 0
+
+
+@pytest.mark.parametrize('kernel_num', [1, 4])
+@pytest.mark.parametrize('kr_dims', [0, 16])
+def test_unfold_path_matches_hand_count(kernel_num, kr_dims):
+    """The unfold path (chosen where the output has fewer than half as many
+    positions as output channels): s scales the unfolded input, the mixed
+    kernel (the static one for K = 1) multiplies it."""
+    c_in, c_out, k, side = 16, 64, 3, 3
+    layer = DynamicConv2d(c_in, c_out, k, padding=1, kernel_num=kernel_num,
+                          kr_dims=kr_dims)
+    assert layer.select_path(side, side) == 'unfold'
+    hw, numel = side * side, c_out * c_in * k * k
+    count = attention_path(c_in, c_out, k * k, kernel_num, False, kr_dims,
+                           summary=c_in * hw)
+    count += c_in * hw + c_out * hw  # c ⊙ X, f ⊙ Y
+    count += c_in * k * k * hw  # s ⊙ unfold(X)
+    count += kernel_num * numel if kernel_num > 1 else 0  # Σ_k a_k W_k
+    count += numel * hw  # the kernel times the unfolded input
+    assert counted(layer, 2, c_in, side, kr_dims) == 2 * count
+
+
+@pytest.mark.parametrize('method', ['dyconv', 'condconv'])
+def test_dyconv_and_condconv_match_hand_count(method):
+    """DyConv: FC to C/4 and ReLU, then the kernel head; CondConv: the
+    routing FC on [d, h] directly; then Σ_k a_k W_k and the grouped conv."""
+    c_in, c_out, k, kernel_num, kr_dims, side = 32, 24, 3, 4, 16, 7
+    layer = DynamicConv2d(c_in, c_out, k, padding=1, kernel_num=kernel_num,
+                          method=method, kr_dims=kr_dims)
+    hw, numel = side * side, c_out * c_in * k * k
+    hidden = c_in // 4 if method == 'dyconv' else kr_dims + c_in
+    count = c_in * hw  # h = GAP(X)
+    if method == 'dyconv':
+        count += (kr_dims + c_in) * hidden
+    count += hidden * kernel_num
+    count += kr_generator_count(hidden + kernel_num, kr_dims)
+    count += kernel_num * numel + numel * hw
+    assert counted(layer, 2, c_in, side, kr_dims) == 2 * count
+
+
+@pytest.mark.parametrize('path', ['latent', 'merged'])
+@pytest.mark.parametrize('kr_dims', [0, 16])
+def test_dcd_matches_hand_count(path, kr_dims):
+    """Latent path: Λ ⊙ conv(X, W_0) + P(Φ Q^T X) on feature maps; merged
+    path: the per-sample kernel Λ W_0 + P (a_2 Φ + I) diag(a_1) Q^T, its
+    bias, and one per-sample conv; the products a_1 Q^T and the norms'
+    offsets are formed once per batch."""
+    c_in, c_out, k, side = 32, 24, 3, 8
+    layer = DCDConv2d(c_in, c_out, k, padding=1, kr_dims=kr_dims).eval()
+    layer.path = path
+    pool, dim, squeeze = layer.sizes
+    hw, numel = side * side, c_out * c_in * k * k
+    count = c_in * hw  # the 2x2 pooling
+    count += (kr_dims + c_in * pool**2) * squeeze + squeeze**2 + squeeze
+    count += squeeze * (dim * dim + c_out)  # Φ and Λ
+    count += kr_generator_count(squeeze + dim * dim + c_out, kr_dims)
+    once = 0
+    if path == 'latent':
+        count += numel * hw + c_out * hw  # Λ ⊙ conv(X, W_0)
+        count += (c_in * dim + dim * dim + dim * c_out) * hw  # P Φ Q^T X
+    else:
+        count += dim * dim + c_out * dim * dim + c_out * dim * c_in
+        count += numel  # Λ W_0
+        count += dim * dim + c_out * dim  # the bias
+        count += numel * hw
+        once = dim * c_in + 2 * dim  # a_1 Q^T, a_i · running means
+    assert counted(layer, 2, c_in, side, kr_dims) == 2 * count + once
+
+
+@pytest.mark.parametrize('groups,path', [(1, 'grouped'), (1, 'unfold'),
+                                         (16, 'grouped')])
+def test_weightnet_matches_hand_count(groups, path):
+    """x_gap = W_r [d, GAP(X)], gates = W_1 x_gap, the grouped FC that
+    writes the kernel (one multiply-add per kernel weight and gate of its
+    group), then a per-sample conv on either path."""
+    c_in, c_out, k, kr_dims, side = 16, 16, 3, 8, 6
+    layer = WeightNetConv2d(c_in, c_out, k, padding=1, groups=groups,
+                            kr_dims=kr_dims)
+    layer.path = path
+    hw = side * side
+    numel = c_out * c_in // groups * k * k
+    reduced = 16
+    gates = c_in if groups > 1 else 2 * c_out
+    count = c_in * hw + (kr_dims + c_in) * reduced + reduced * gates
+    count += numel  # the grouped FC: M / G = 1 gate per kernel weight
+    count += kr_generator_count(reduced + gates, kr_dims)
+    count += numel * hw
+    assert counted(layer, 2, c_in, side, kr_dims) == 2 * count

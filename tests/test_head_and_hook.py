@@ -55,24 +55,27 @@ def test_temperature_schedule():
 
 
 class RandomImages(Dataset):
+    """``num`` random ``size`` x ``size`` images of two classes."""
     metainfo = dict(classes=('a', 'b'))
 
+    def __init__(self, num: int = 8, size: int = 32):
+        self.num, self.size = num, size
+
     def __len__(self):
-        return 8
+        return self.num
 
     def __getitem__(self, index):
         gen = torch.Generator().manual_seed(index)
         return dict(
-            inputs=torch.randint(0, 255, (3, 32, 32), generator=gen,
-                                 dtype=torch.uint8),
+            inputs=torch.randint(0, 255, (3, self.size, self.size),
+                                 generator=gen, dtype=torch.uint8),
             data_samples=DataSample().set_gt_label(index % 2))
 
 
-def test_hook_sets_every_generator_in_a_runner(tmp_path):
-    """4 iterations per epoch, annealing over 2 epochs: the 4th iteration
-    (index 3) runs at T = 30 - 29 * 3 / 8."""
-    seen = []
-    runner = Runner(
+def temperature_runner(tmp_path, method: str, max_epochs: int):
+    options = dict(kernel_num=2) if method in ('odconv', 'dyconv',
+                                               'condconv') else {}
+    return Runner(
         model=dict(
             type='ImageClassifier',
             data_preprocessor=dict(type='ClsDataPreprocessor',
@@ -80,18 +83,28 @@ def test_hook_sets_every_generator_in_a_runner(tmp_path):
             backbone=dict(type='KRBackbone',
                           backbone=dict(type='ResNet', depth=18,
                                         base_channels=8),
-                          kernel_num=2, kr_dims=4, return_kr=True),
+                          method=method, kr_dims=4, return_kr=True,
+                          **options),
             head=dict(type='KRLinearClsHead', num_classes=2, in_channels=64,
                       kr_dims=4)),
         work_dir=str(tmp_path),
         train_dataloader=dict(
             dataset=RandomImages(), batch_size=2, num_workers=0,
             sampler=dict(type='DefaultSampler', shuffle=False)),
-        train_cfg=dict(by_epoch=True, max_epochs=1),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        custom_hooks=[dict(type='KRTemperatureHook', anneal_epochs=2)],
+        custom_hooks=[dict(type='KRTemperatureHook', anneal_epochs=1.5)],
         default_hooks=dict(checkpoint=None, logger=None),
         default_scope='mmpretrain')
+
+
+@pytest.mark.parametrize('method', ['odconv', 'dyconv'])
+def test_hook_anneals_across_epochs_in_a_runner(tmp_path, method):
+    """4 iterations per epoch, annealing over 1.5 epochs, 3 epochs: the
+    global iteration i (not the index within its epoch) runs at
+    T = 30 - 29 * i / 6 until i = 6, then at 1."""
+    seen = []
+    runner = temperature_runner(tmp_path, method, max_epochs=3)
 
     def record_temperature(module, args):
         seen.append(module.temperature.item())
@@ -99,10 +112,17 @@ def test_hook_sets_every_generator_in_a_runner(tmp_path):
     generators = [
         m for m in runner.model.modules() if isinstance(m, KernelGenerator)
     ]
-    assert generators
-    first = generators[0]
-    first.register_forward_pre_hook(record_temperature)
+    assert generators and all(g.method == method for g in generators)
+    generators[0].register_forward_pre_hook(record_temperature)
     runner.train()
-    assert seen == pytest.approx([30 - 29 * i / 8 for i in range(4)])
-    assert all(g.temperature.item() == pytest.approx(30 - 29 * 3 / 8)
-               for g in generators)
+    assert seen == pytest.approx(
+        [max(30 - 29 * i / 6, 1.) for i in range(12)])
+    assert all(g.temperature.item() == 1. for g in generators)
+
+
+@pytest.mark.parametrize('method', ['condconv', 'dcd', 'weightnet'])
+def test_hook_refuses_methods_without_temperature(tmp_path, method):
+    runner = temperature_runner(tmp_path, method, max_epochs=1)
+    with pytest.raises(ValueError, match='no kernel generator with a '
+                       'temperature'):
+        runner.train()

@@ -22,7 +22,8 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import elementwise_flop_counter, get_shape
 from mmengine.model import BaseModel
 
-from ..models.layers import DynamicConv2d, DynamicLayer, SpectralKREncoder
+from ..models.layers import (DynamicConv2d, DynamicLayer, MixingLayer,
+                             SpectralKREncoder)
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
@@ -57,6 +58,15 @@ def per_sample_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
         get_shape(inputs[1])[2:])
 
 
+def matmul_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """A broadcasting matmul: one multiply-add per output element and inner
+    index. mmengine's handle multiplies the first operand's elements by the
+    second's columns, which misses the batch when only the second operand
+    has one (a static kernel times a batch of unfolded inputs)."""
+    inner = get_shape(inputs[0])[-1]
+    return math.prod(get_shape(outputs[0])) * inner
+
+
 def not_counted(inputs: List[Any], outputs: List[Any]) -> int:
     """An operator that costs nothing by our conventions (mmengine 0.10's
     ``set_op_handle(name, None)`` keeps a default handle in place)."""
@@ -71,6 +81,7 @@ KR_FLOP_HANDLES = {
     'aten::mul_': product_flop_jit,
     # The feature summary h = GAP(X) of a dynamic layer (mean over tokens).
     'aten::mean': elementwise_flop_counter(1, 0),
+    'aten::matmul': matmul_flop_jit,
     'aten::scaled_dot_product_attention': sdpa_flop_jit,
     'aten::fft_rfft2': rfft2_flop_jit,
     'mmkr::per_sample_conv2d': per_sample_conv_flop_jit,
@@ -205,7 +216,7 @@ def candidate_weights(model: nn.Module) -> int:
     kernel, in ODConv's code too."""
     count = 0
     for layer in model.modules():
-        if isinstance(layer, DynamicLayer):
+        if isinstance(layer, MixingLayer):
             heads = layer.generator.head_sizes
             if heads['kernel'] or heads['spatial']:
                 count += sum(
@@ -246,7 +257,9 @@ def count_flops(model: nn.Module,
     model.eval()
     try:
         with torch.no_grad():
-            return flop_analyzer(model, torch.zeros(1, *input_shape)).total()
+            # mmengine's einsum handle counts in floating point
+            return round(
+                flop_analyzer(model, torch.zeros(1, *input_shape)).total())
     finally:
         model.train(was_training)
 

@@ -3,12 +3,15 @@ from mmpretrain.registry import MODELS
 
 from .backbones import KRBackbone
 from .heads import KRLinearClsHead
-from .layers import DynamicConv2d, DynamicLinear
+from .layers import DCDConv2d, DynamicConv2d, DynamicLinear, WeightNetConv2d
 
 # In both registries, so that mmcv's ``build_conv_layer`` (mmengine's
 # registry) and mmpretrain configs (its own) can name the dynamic layers.
 for _registry in (MODELS, MMENGINE_MODELS):
-    _registry.register_module(module=DynamicConv2d)
-    _registry.register_module(module=DynamicLinear)
+    for _layer in (DynamicConv2d, DynamicLinear, DCDConv2d, WeightNetConv2d):
+        _registry.register_module(module=_layer)
 
-__all__ = ['KRBackbone', 'KRLinearClsHead', 'DynamicConv2d', 'DynamicLinear']
+__all__ = [
+    'KRBackbone', 'KRLinearClsHead', 'DynamicConv2d', 'DynamicLinear',
+    'DCDConv2d', 'WeightNetConv2d'
+]

@@ -28,34 +28,47 @@ def _norm(x: Tensor, norm: torch.nn.Module) -> Tensor:
             * norm.weight + norm.bias)
 
 
+def _kr_next(layer, fused: Tensor, state: Tensor) -> Optional[Tensor]:
+    """d_next = W_2 ReLU(LN(W_1 [h~; alpha~] + b_1)) + b_2, or None."""
+    if layer.kr_generator is None:
+        return None
+    krg = layer.kr_generator
+    hidden = torch.relu(_norm(_linear(torch.cat([fused, state]), krg.fc1),
+                              krg.norm))
+    return _linear(hidden, krg.fc2)
+
+
+def _with_d(h: Tensor, d: Optional[Tensor]) -> Tensor:
+    return h if d is None else torch.cat([d, h])
+
+
 def reference_attention(layer, h: Tensor, d: Optional[Tensor]
                         ) -> Tuple[Dict[str, Tensor], Optional[Tensor]]:
-    """One sample: h (C_in,), d (D,) -> attentions by head name, d_next (D,).
+    """One sample of a candidate-mixing layer: h (C_in,), d (D,) ->
+    attentions by head name, d_next (D,).
 
-    h~ = ReLU(norm(W_F [d; h] + b_F)); logit_j = W_j h~ + b_j; attention_j =
-    sigmoid(logit_j / T) (softmax for DyConv's kernel head);
-    d_next = W_2 ReLU(LN(W_1 [h~; logits] + b_1)) + b_2.
+    h~ = ReLU(norm(W_F [d; h] + b_F)) (ODConv), ReLU(W_F [d; h] + b_F)
+    (DyConv) or [d; h] (CondConv); logit_j = W_j h~ + b_j; attention_j =
+    sigmoid(logit_j / T), softmax over the kernels for ODConv and DyConv,
+    sigmoid without T for CondConv's routing.
     """
     fusion, generator = layer.fusion, layer.generator
-    z = h if d is None else torch.cat([d, h])
-    z = torch.relu(_norm(_linear(z, fusion.fc), fusion.norm))
-    temperature = generator.temperature
+    z = _with_d(h, d)
+    if layer.method == 'odconv':
+        z = torch.relu(_norm(_linear(z, fusion.fc), fusion.norm))
+    elif layer.method == 'dyconv':
+        z = torch.relu(_linear(z, fusion.fc))
+    temperature = getattr(generator, 'temperature', 1.)
     logits, att = [], {}
     for name, head in generator.heads.items():
         logit = _linear(z, head)
         logits.append(logit)
-        if name == 'kernel' and generator.variant != 'condconv':
+        if name == 'kernel' and layer.method != 'condconv':
             att[name] = torch.exp(logit / temperature) / torch.exp(
                 logit / temperature).sum()
         else:
             att[name] = 1 / (1 + torch.exp(-logit / temperature))
-    d_next = None
-    if layer.kr_generator is not None:
-        krg = layer.kr_generator
-        state = torch.cat([z] + logits)
-        hidden = torch.relu(_norm(_linear(state, krg.fc1), krg.norm))
-        d_next = _linear(hidden, krg.fc2)
-    return att, d_next
+    return att, _kr_next(layer, z, torch.cat(logits))
 
 
 def _sample_kernel(layer, att: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
@@ -128,7 +141,6 @@ def reference_odconv2d(layer, x: Tensor) -> Tensor:
     """
     b, c, h, w = x.shape
     fusion, generator = layer.fusion, layer.generator
-    # ODConv's fc has no bias; BatchNorm over the batch cancels ours.
     a = torch.relu(fusion.norm(x.mean(dim=(2, 3)) @ fusion.fc.weight.t()))
     heads, temperature = generator.heads, generator.temperature
     ones = torch.ones(b, 1, dtype=x.dtype)
@@ -148,3 +160,83 @@ def reference_odconv2d(layer, x: Tensor) -> Tensor:
                    layer.groups * b)
     out = out.view(b, layer.out_channels, *out.shape[-2:])
     return out * filt.view(b, -1, 1, 1)
+
+
+def _dcd_gate(x: Tensor) -> Tensor:
+    return torch.clamp(x + 3, 0, 6) / 3
+
+
+def _bn_affine(bn) -> Tuple[Tensor, Tensor]:
+    """BatchNorm in eval mode as a * x + c per channel."""
+    assert not bn.training, 'the per-sample reference needs BN in eval mode'
+    a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return a, bn.bias - a * bn.running_mean
+
+
+def reference_dcd_conv2d(layer, x: Tensor, d: Optional[Tensor] = None
+                         ) -> Tuple[Tensor, Optional[Tensor]]:
+    """DCD (Li et al., ICLR 2021) as the paper writes it, one sample at a time:
+    W(x) = Λ(x) W_0 + P Φ'(x) Q^T, a dense per-sample kernel.
+
+    h = the input pooled to p x p; z = W_F [d; h]; h~ = z ⊙ hsig(W_SE z);
+    Λ = hsig(W_Λ h~), Φ = W_Φ h~ (L x L), hsig(t) = ReLU6(t + 3) / 3. With
+    the eval-mode norms BN_i(u) = a_i u + c_i the latent path is affine,
+    P((a_2 Φ + I)(a_1 Q^T x + c_1) + c_2): its matrix joins W_0 at the
+    centre tap of the kernel (Q and P are 1x1 with the conv's stride) and
+    its offset is a per-sample bias.
+    """
+    fusion, generator = layer.fusion, layer.generator
+    pool = layer.sizes.pool
+    a1, c1 = _bn_affine(layer.bn1)
+    a2, c2 = _bn_affine(layer.bn2)
+    q = layer.q.weight[:, :, 0, 0]
+    p = layer.p.weight[:, :, 0, 0]
+    eye = torch.eye(q.shape[0], dtype=x.dtype)
+    outs, d_nexts = [], []
+    for b in range(x.size(0)):
+        h = F.adaptive_avg_pool2d(x[b:b + 1], pool).flatten()
+        z = fusion.fc.weight @ _with_d(h, None if d is None else d[b])
+        fused = z * _dcd_gate(fusion.se.weight @ z)
+        phi_logits = generator.phi.weight @ fused
+        scale_logits = generator.scale.weight @ fused
+        phi = phi_logits.view(q.shape[0], q.shape[0])
+        mix = (a2[:, None] * phi + eye)
+        kernel = _dcd_gate(scale_logits)[:, None, None, None] * layer.weight
+        centre = tuple(k // 2 for k in layer.kernel_size)
+        kernel = kernel.clone()
+        kernel[:, :, centre[0], centre[1]] += p @ mix @ (a1[:, None] * q)
+        bias = p @ (mix @ c1 + c2)
+        if layer.bias is not None:
+            bias = bias + layer.bias
+        outs.append(
+            F.conv2d(x[b:b + 1], kernel, bias, layer.stride, layer.padding,
+                     layer.dilation))
+        d_nexts.append(
+            _kr_next(layer, fused, torch.cat([phi_logits, scale_logits])))
+    return torch.cat(outs), (None if d_nexts[0] is None else
+                             torch.stack(d_nexts))
+
+
+def reference_weightnet_conv2d(layer, x: Tensor, d: Optional[Tensor] = None
+                               ) -> Tuple[Tensor, Optional[Tensor]]:
+    """WeightNet (Ma et al., ECCV 2020), one sample at a time:
+    x_gap = W_r [d; GAP(x)] + b_r; g = sigmoid(W_1 x_gap + b_1); the kernel
+    is the grouped FC of g, group j mapping its gates g_j to its block of
+    kernel weights, W_2^(j) g_j; then a plain conv."""
+    fusion, generator = layer.fusion, layer.generator
+    fc2 = generator.fc2
+    outs, d_nexts = [], []
+    for b in range(x.size(0)):
+        x_gap = _linear(_with_d(x[b].mean(dim=(1, 2)),
+                                None if d is None else d[b]), fusion.fc)
+        logits = _linear(x_gap, generator.fc1)
+        gates = torch.sigmoid(logits).view(fc2.groups, -1)
+        rows = fc2.weight.view(fc2.groups, -1, fc2.weight.shape[1])
+        kernel = torch.cat([rows[j] @ gates[j] for j in range(fc2.groups)])
+        outs.append(
+            F.conv2d(x[b:b + 1], kernel.view(generator.kernel_shape),
+                     layer.bias, layer.stride, layer.padding, layer.dilation,
+                     layer.groups))
+        d_nexts.append(_kr_next(layer, x_gap, logits))
+    return torch.cat(outs), (None if d_nexts[0] is None else
+                             torch.stack(d_nexts))

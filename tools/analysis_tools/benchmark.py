@@ -16,14 +16,20 @@ MobileNetV2 (widen 0.5) but the stem, at 224x224, batch 32, as
 - ``kr-off`` / ``kr-on``: mmkr's :class:`DynamicConv2d` without and with the
   kernel representation (kr-off has ODConv's attentions, so kr-off vs
   odconv compares the execution alone);
-- ``grouped`` / ``unfold`` (with ``--paths``): kr-off forced onto each of
-  the two paths its chooser picks between by the size of the feature map.
+- ``grouped`` / ``unfold`` / ``kfold`` (with ``--paths``): kr-off forced
+  onto each of those paths;
+- ``tuned``: kr-off with ``path='autotune'``, which times its exact paths
+  once and keeps the fastest; the ``tuned path`` column names its choice
+  and ``rule path`` what the rule of thumb runs.
 
 Whole-model mode, ``CONFIG``: a training step (forward, cross-entropy,
 backward, SGD step) and inference on synthetic images, images/s and peak
 memory, beside the static baseline: ``--baseline CONFIG``, or by default the
 backbone that the config's ``KRBackbone`` wraps with a linear head on the
 pooled feature. ``--compile`` adds ``torch.compile``d rows.
+``--conv-path autotune`` (or a path name) sets the KR model's
+``KRBackbone(conv_path=...)``; the paths its dynamic convs run in the
+training step are printed under the table.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over the step; on
 CPU the peak of the tensors alive during the step, counted by PyTorch's
@@ -42,14 +48,16 @@ Examples::
 import argparse
 import copy
 import statistics
+import sys
 import time
 from contextlib import nullcontext
-from typing import Callable, Dict, List, NamedTuple
+from typing import Callable, Dict, List, NamedTuple, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config, DictAction
+from mmengine.utils import ProgressBar
 
 KR_DIMS = 64
 
@@ -73,6 +81,9 @@ def parse_args():
     parser.add_argument('--paths', action='store_true',
                         help='--layers: also time kr-off forced onto its '
                         'grouped and its unfold path')
+    parser.add_argument('--conv-path',
+                        help="whole-model mode: the KR model's conv_path "
+                        "('autotune' or a path name; default: the rule)")
     parser.add_argument('--baseline', help='config of the static baseline '
                         '(default: the backbone KRBackbone wraps)')
     parser.add_argument('--batch-size', type=int,
@@ -118,9 +129,12 @@ def autocast(args, device: torch.device):
 def time_round_robin(steps: Dict[str, Callable], repeat: int, warmup: int,
                      device: torch.device) -> Dict[str, float]:
     """Median seconds per call of each step, the steps taking turns."""
+    # a bar on stderr, updated between the timed calls
+    progress = ProgressBar((warmup + repeat) * len(steps), file=sys.stderr)
     for step in steps.values():
         for _ in range(warmup):
             step()
+            progress.update()
     times = {name: [] for name in steps}
     for _ in range(repeat):
         for name, step in steps.items():
@@ -129,6 +143,8 @@ def time_round_robin(steps: Dict[str, Callable], repeat: int, warmup: int,
             step()
             synchronize(device)
             times[name].append(time.perf_counter() - start)
+            progress.update()
+    sys.stderr.write('\n')
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -235,8 +251,8 @@ def odconv_style(layer, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def layer_steps(shape: ConvShape, args,
-                device: torch.device) -> Dict[str, Callable]:
+def layer_steps(shape: ConvShape, args, device: torch.device
+                ) -> Tuple[Dict[str, Callable], Callable[[], List[str]]]:
     from mmkr.models.layers import DynamicConv2d
     from mmkr.testing.reference import reference_dynamic_conv2d
     geometry = dict(
@@ -272,12 +288,43 @@ def layer_steps(shape: ConvShape, args,
     steps['odconv'] = step(lambda: odconv_style(kr_off, x))
     steps['kr-off'] = step(lambda: kr_off.forward_kr(x)[0])
     steps['kr-on'] = step(lambda: kr_on.forward_kr(x, d)[0])
+    tuned = copy.deepcopy(kr_off)
+    tuned.path = 'autotune'
+    steps['tuned'] = step(lambda: tuned.forward_kr(x)[0])
     if args.paths:
-        for path in ('grouped', 'unfold'):
+        for path in ('grouped', 'unfold', 'kfold'):
             forced = copy.deepcopy(kr_off)
             forced.path = path
             steps[path] = step(lambda layer=forced: layer.forward_kr(x)[0])
-    return steps
+
+    def chosen_paths() -> List[str]:
+        """The rule's path and the autotuner's (cached once timed)."""
+        with autocast(args, device):
+            return [layer.execution_path(x, None) for layer in (kr_off, tuned)]
+
+    return steps, chosen_paths
+
+
+def paths_run(model: nn.Module, step: Callable) -> Dict[str, int]:
+    """How many dynamic convs of ``model`` run each path in ``step`` (the
+    autotuner's choices where a layer autotunes: cached by then)."""
+    from mmkr.models.layers import DynamicConv2d
+    counts: Dict[str, int] = {}
+
+    def record(layer, args):
+        path = layer.execution_path(args[0], None)
+        counts[path] = counts.get(path, 0) + 1
+
+    handles = [
+        m.register_forward_pre_hook(record) for m in model.modules()
+        if isinstance(m, DynamicConv2d)
+    ]
+    try:
+        step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counts
 
 
 def run_layers(args, device: torch.device):
@@ -290,7 +337,7 @@ def run_layers(args, device: torch.device):
         rows = []
         names = None
         for shape in conv_shapes(model, args.input_size):
-            steps = layer_steps(shape, args, device)
+            steps, chosen_paths = layer_steps(shape, args, device)
             names = list(steps)
             # the slow reference takes one timed run
             slow = {k: steps.pop(k) for k in ['ref'] if k in steps}
@@ -299,7 +346,7 @@ def run_layers(args, device: torch.device):
             times.update(time_round_robin(slow, 1, 0, device))
             mems = {name: peak_memory(fn, device)
                     for name, fn in {**steps, **slow}.items()}
-            row = [str(shape)]
+            row = [str(shape), *chosen_paths()]
             row += [f'{times[n] * 1e3:.1f}' for n in names]
             row += [f'{times[n] / times[base]:.2f}'
                     for n in ('kr-off', 'kr-on')
@@ -310,7 +357,8 @@ def run_layers(args, device: torch.device):
                     for base in ('static', 'odconv')]
             rows.append(row)
             print('  ' + ' | '.join(row), flush=True)
-        header = (['layer'] + [f'{n} ms' for n in names] + [
+        header = (['layer', 'rule path', 'tuned path'] +
+                  [f'{n} ms' for n in names] + [
             f'{n}/{b} t' for n in ('off', 'on') for b in ('static', 'odc')
         ] + [f'{n} MiB' for n in names] + [
             f'{n}/{b} m' for n in ('off', 'on') for b in ('static', 'odc')
@@ -354,6 +402,7 @@ def static_baseline(cfg: Config, input_size: int) -> Config:
 
 def build_classifier(cfg: Config, device: torch.device) -> nn.Module:
     from mmpretrain.registry import MODELS
+
     # the layers' own initialisation; init_weights would only add a log
     return MODELS.build(cfg.model).to(device).train()
 
@@ -417,6 +466,8 @@ def run_model(args, device: torch.device):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.conv_path:
+        cfg.merge_from_dict({'model.backbone.conv_path': args.conv_path})
     init_default_scope('mmpretrain')
     baseline = (Config.fromfile(args.baseline)
                 if args.baseline else static_baseline(cfg, args.input_size))
@@ -447,6 +498,10 @@ def run_model(args, device: torch.device):
         'step', 'mode', 'static img/s', 'KR img/s', 'time KR/static',
         'static MiB', 'KR MiB', 'memory KR/static'
     ], rows)
+    counts = paths_run(models['kr'], steps[('kr', 'train')])
+    print('paths of the dynamic convs in a KR training step (conv_path='
+          f'{args.conv_path or "rule"}): ' +
+          ', '.join(f'{path} {n}' for path, n in sorted(counts.items())))
 
 
 def main():

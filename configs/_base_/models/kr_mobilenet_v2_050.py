@@ -1,15 +1,9 @@
 # KR MobileNetV2 0.5x: every conv but the stem is a KR layer, depthwise
 # convs included; the head reads [GAP(feature), d_L]. 1x: kernel_num=1.
-_base_ = 'mmpretrain::_base_/models/mobilenet_v2_1x.py'
+_base_ = './dynamic_mobilenet_v2_050.py'
 
 kr_dims = 64
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='KRBackbone',
-        backbone=dict(type='MobileNetV2', widen_factor=0.5),
-        kernel_num=1,
-        kr_dims=kr_dims,
-        return_kr=True),
+    backbone=dict(kernel_num=1, kr_dims=kr_dims, return_kr=True),
     neck=None,
     head=dict(type='KRLinearClsHead', kr_dims=kr_dims))

@@ -1,20 +1,9 @@
 # KR ResNet-18: mmpretrain's ResNet-18 classifier with KR layers everywhere but
 # the stem, and a head over [GAP(feature), d_L]. 1x: kernel_num=1.
-_base_ = 'mmpretrain::_base_/models/resnet18.py'
+_base_ = './dynamic_resnet18.py'
 
 kr_dims = 64
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='KRBackbone',
-        backbone=dict(
-            type='ResNet',
-            depth=18,
-            num_stages=4,
-            out_indices=(3, ),
-            style='pytorch'),
-        kernel_num=1,
-        kr_dims=kr_dims,
-        return_kr=True),
+    backbone=dict(kernel_num=1, kr_dims=kr_dims, return_kr=True),
     neck=None,
     head=dict(type='KRLinearClsHead', kr_dims=kr_dims))

@@ -1,12 +1,10 @@
-# ODConv MobileNetV2 0.5x: the same dynamic layers without the KR path, with
-# ODConv's BatchNorm in the attention branch. 1x: kernel_num=1.
-_base_ = 'mmpretrain::_base_/models/mobilenet_v2_1x.py'
+# ODConv MobileNetV2 0.5x as its authors build it (OSVAI/ODConv
+# models/od_mobilenetv2.py): every conv after the stem dynamic (depthwise and
+# the last 1x1 conv included), BatchNorm in the attention trunk, dropout 0.2
+# before the classifier (OD_MobileNetV2's default). 1x: kernel_num=1.
+_base_ = './dynamic_mobilenet_v2_050.py'
 
 model = dict(
     backbone=dict(
-        _delete_=True,
-        type='KRBackbone',
-        backbone=dict(type='MobileNetV2', widen_factor=0.5),
-        kernel_num=1,
-        with_kr=False,
-        attention_norm='bn'))
+        method='odconv', kernel_num=1, with_kr=False, attention_norm='bn'),
+    head=dict(type='DropoutLinearClsHead', dropout=0.2))

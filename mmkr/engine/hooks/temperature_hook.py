@@ -11,7 +11,9 @@ DATA_BATCH = Optional[dict]
 
 @HOOKS.register_module()
 class KRTemperatureHook(Hook):
-    """Anneals the attention temperature T of every kernel generator.
+    """Anneals the attention temperature T of every kernel generator that
+    has one (ODConv's and DyConv's; CondConv, DCD and WeightNet have none,
+    and a model without any is refused).
 
     T falls linearly from ``init_temperature`` to ``final_temperature`` over
     the first ``anneal_epochs`` epochs, updated every iteration, and stays at
@@ -48,6 +50,20 @@ class KRTemperatureHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         value = self.temperature(runner.iter, len(runner.train_dataloader))
-        for module in model.modules():
-            if isinstance(module, KernelGenerator):
-                module.temperature.fill_(value)
+        for temperature in self._temperatures(model):
+            temperature.fill_(value)
+
+    @staticmethod
+    def _temperatures(model) -> list:
+        temperatures = [
+            module.temperature for module in model.modules()
+            if isinstance(module, KernelGenerator)
+            and hasattr(module, 'temperature')
+        ]
+        if not temperatures:
+            raise ValueError(
+                'KRTemperatureHook found no kernel generator with a '
+                'temperature in the model: only ODConv, DyConv and KR layers '
+                'on them anneal one; remove the hook from the config of a '
+                'CondConv, DCD or WeightNet model')
+        return temperatures

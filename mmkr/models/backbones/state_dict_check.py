@@ -21,11 +21,13 @@ def _sample(keys: List[str], limit: int = 5) -> str:
 def _check_keys(where: str, own: Iterable[str], given: Iterable[str],
                 optional: tuple = (), hint: str = '') -> None:
     """Raises ``ValueError`` if ``given`` lacks a key of ``own`` (BatchNorm's
-    ``num_batches_tracked`` aside) or has one that is not in ``own`` and
-    does not start with an ``optional`` prefix."""
+    ``num_batches_tracked`` and a dynamic layer's ``method_code``, which
+    checkpoints saved before layers recorded their method lack, aside) or
+    has one that is not in ``own`` and does not start with an ``optional``
+    prefix."""
     own, given = set(own), set(given)
     missing = sorted(k for k in own - given
-                     if not k.endswith('num_batches_tracked'))
+                     if not k.endswith(('num_batches_tracked', 'method_code')))
     if missing:
         raise ValueError(
             f'checkpoint does not fit {where}: it lacks {len(missing)} of its '

@@ -1,14 +1,15 @@
 from typing import Tuple
 
 import torch
-from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
+
+from .dropout_linear_head import DropoutLinearClsHead
 
 
 @MODELS.register_module()
-class KRLinearClsHead(LinearClsHead):
+class KRLinearClsHead(DropoutLinearClsHead):
     """Linear classifier over the pooled feature and the final kernel
-    representation together: logits = W · cat[GAP(X_L), d_L] + b.
+    representation together: logits = W · dropout(cat[GAP(X_L), d_L]) + b.
 
     It reads the outputs of a :class:`KRBackbone` built with
     ``return_kr=True``, whose last two items are the last feature map and
@@ -20,7 +21,8 @@ class KRLinearClsHead(LinearClsHead):
         num_classes (int): number of classes.
         in_channels (int): C of the last feature.
         kr_dims (int): D, the size of d_L.
-        **kwargs: the other options of :class:`LinearClsHead`.
+        **kwargs: the other options of :class:`DropoutLinearClsHead`
+            (``dropout``).
 
     Shapes:
         feats: (..., (B, C, H, W) or (B, C), (B, D)) -> logits (B, classes)

@@ -1,17 +1,22 @@
-from .create_dynamic import create_dynamic, is_convertible
+from .create_dynamic import METHODS, create_dynamic, is_convertible
+from .dcd import DCD_LAYOUTS, DCDConv2d, DCDGenerator, dcd_sizes
 from .dynamic_conv import CONV_PATHS, DynamicConv2d, select_conv_path
-from .dynamic_layer import DynamicLayer, KRChain
+from .dynamic_layer import DynamicLayer, KRChain, MixingLayer
 from .dynamic_linear import DynamicLinear
-from .kernel_generator import (ATTENTION_VARIANTS, KernelAttention,
-                               KernelGenerator)
-from .representation import (KRGenerator, RepresentationFusion,
-                             SpectralKREncoder, attention_hidden_dims,
-                             low_frequency_spectrum)
+from .kernel_generator import (MIXING_METHODS, KernelAttention,
+                               KernelGenerator, mixing_attention)
+from .representation import (ConcatFusion, KRGenerator, RepresentationFusion,
+                             SpectralKREncoder, SqueezeExciteFusion,
+                             attention_hidden_dims, low_frequency_spectrum)
+from .weightnet import GroupedLinear, WeightNetConv2d, WeightNetGenerator
 
 __all__ = [
-    'create_dynamic', 'is_convertible', 'CONV_PATHS', 'DynamicConv2d',
-    'select_conv_path', 'DynamicLayer', 'KRChain', 'DynamicLinear',
-    'ATTENTION_VARIANTS', 'KernelAttention', 'KernelGenerator', 'KRGenerator',
-    'RepresentationFusion', 'SpectralKREncoder', 'attention_hidden_dims',
-    'low_frequency_spectrum'
+    'METHODS', 'create_dynamic', 'is_convertible', 'DCD_LAYOUTS',
+    'DCDConv2d', 'DCDGenerator', 'dcd_sizes', 'CONV_PATHS', 'DynamicConv2d',
+    'select_conv_path', 'KRChain', 'DynamicLayer', 'MixingLayer',
+    'DynamicLinear', 'MIXING_METHODS', 'KernelAttention', 'KernelGenerator',
+    'mixing_attention', 'ConcatFusion', 'KRGenerator', 'RepresentationFusion',
+    'SpectralKREncoder', 'SqueezeExciteFusion', 'attention_hidden_dims',
+    'low_frequency_spectrum', 'GroupedLinear', 'WeightNetConv2d',
+    'WeightNetGenerator'
 ]

@@ -1,32 +1,67 @@
-"""Factory: the dynamic counterpart of a static layer."""
+"""Factory: the dynamic counterpart of a static layer, for each method."""
 import torch.nn as nn
 from mmcv.cnn.bricks import wrappers
 
+from .dcd import DCDConv2d
 from .dynamic_conv import DynamicConv2d
-from .dynamic_layer import DynamicLayer
+from .dynamic_layer import METHOD_CODES, DynamicLayer
 from .dynamic_linear import DynamicLinear
+from .kernel_generator import MIXING_METHODS
+from .weightnet import WeightNetConv2d
+
+METHODS = tuple(METHOD_CODES)
 
 # mmcv's wrappers (used by mmcv's FFN in every mmpretrain transformer) differ
 # from torch's layers only for empty inputs on torch < 1.6.
-STATIC_TO_DYNAMIC = {
-    nn.Conv2d: DynamicConv2d,
-    nn.Linear: DynamicLinear,
-    wrappers.Conv2d: DynamicConv2d,
-    wrappers.Linear: DynamicLinear,
+STATIC_TYPES = {
+    nn.Conv2d: nn.Conv2d,
+    nn.Linear: nn.Linear,
+    wrappers.Conv2d: nn.Conv2d,
+    wrappers.Linear: nn.Linear,
+}
+
+# The dynamic layer of each method for each static layer type.
+DYNAMIC_LAYERS = {
+    **{
+        method: {
+            nn.Conv2d: DynamicConv2d,
+            nn.Linear: DynamicLinear
+        }
+        for method in MIXING_METHODS
+    },
+    'dcd': {
+        nn.Conv2d: DCDConv2d
+    },
+    'weightnet': {
+        nn.Conv2d: WeightNetConv2d
+    },
 }
 
 
 def is_convertible(module: nn.Module) -> bool:
     """True for the static layers that have a dynamic counterpart (exact
     types: other subclasses may change the math)."""
-    return type(module) in STATIC_TO_DYNAMIC
+    return type(module) in STATIC_TYPES
 
 
-def create_dynamic(module: nn.Module, **kwargs) -> DynamicLayer:
-    """Build the dynamic layer with ``module``'s shape; ``kwargs`` are the
-    options of :class:`DynamicLayer` and ``kernel_num``."""
+def create_dynamic(module: nn.Module, method: str = 'odconv',
+                   **kwargs) -> DynamicLayer:
+    """Build the ``method`` layer with ``module``'s shape; ``kwargs`` are the
+    options of that layer (e.g. ``kernel_num``, ``kr_dims``)."""
+    if method not in DYNAMIC_LAYERS:
+        raise ValueError(f'unknown dynamic-conv method {method!r}; valid '
+                         f'methods: {list(DYNAMIC_LAYERS)}')
     if not is_convertible(module):
         raise TypeError(f'no dynamic counterpart for {type(module).__name__}'
                         f'; convertible: '
-                        f'{[t.__name__ for t in STATIC_TO_DYNAMIC]}')
-    return STATIC_TO_DYNAMIC[type(module)].from_static(module, **kwargs)
+                        f'{[t.__name__ for t in STATIC_TYPES]}')
+    layers = DYNAMIC_LAYERS[method]
+    static_type = STATIC_TYPES[type(module)]
+    if static_type not in layers:
+        raise TypeError(
+            f'{method} has no dynamic {static_type.__name__}; it replaces '
+            f'{[t.__name__ for t in layers]} only: keep the others static '
+            '(static_layers)')
+    if method in MIXING_METHODS:
+        kwargs['method'] = method
+    return layers[static_type].from_static(module, **kwargs)

@@ -1,16 +1,17 @@
 """Dynamic 2D convolution with K candidate kernels and the KR path."""
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 
-from .dynamic_layer import DynamicLayer
+from .autotune import AUTOTUNER, detached_inputs
+from .dynamic_layer import MixingLayer
 from .kernel_generator import KernelAttention
 from .per_sample_conv import conv_output_size, per_sample_conv2d
 
-CONV_PATHS = ('static', 'pointwise', 'grouped', 'mixed', 'unfold')
+CONV_PATHS = ('static', 'pointwise', 'grouped', 'mixed', 'unfold', 'kfold')
 
 
 def select_conv_path(kernel_num: int, has_spatial: bool, kernel_size,
@@ -54,14 +55,54 @@ def select_conv_path(kernel_num: int, has_spatial: bool, kernel_size,
     """
     if kernel_num == 1 and not has_spatial:
         return 'static'
-    if _pair(kernel_size) == (1, 1) and groups == 1 and _pair(padding) == (0, 0):
+    if (_pair(kernel_size) == (1, 1) and groups == 1
+            and _pair(padding) == (0, 0)):
         return 'pointwise'
     if batch_agnostic:
         return 'unfold' if has_spatial else 'mixed'
     if (out_positions is not None
-            and 2 * out_positions < out_channels // groups):
+            and unfold_wins(out_positions, out_channels, groups)):
         return 'unfold'
     return 'grouped'
+
+
+def unfold_wins(out_positions: int, out_channels: int, groups: int) -> bool:
+    """True where applying per-sample kernels to the unfolded input beats the
+    batch-folded grouped conv: fewer than half as many output positions as
+    output channels per group (see :func:`select_conv_path`)."""
+    return 2 * out_positions < out_channels // groups
+
+
+def static_conv_args(conv: nn.Conv2d) -> tuple:
+    """(in, out, kernel_size, stride, padding, dilation, groups, bias) of a
+    zero-padded conv with numeric padding, the convs a dynamic one can
+    replace."""
+    if conv.padding_mode != 'zeros':
+        raise ValueError(
+            f'dynamic convs support zero padding only; {conv} uses '
+            f'padding_mode={conv.padding_mode!r}')
+    if isinstance(conv.padding, str):
+        raise ValueError(
+            f'dynamic convs need numeric padding; {conv} uses '
+            f'padding={conv.padding!r}')
+    return (conv.in_channels, conv.out_channels, conv.kernel_size,
+            conv.stride, conv.padding, conv.dilation, conv.groups,
+            conv.bias is not None)
+
+
+def conv_repr(layer: nn.Module) -> str:
+    """The geometry of a dynamic conv as ``nn.Conv2d`` prints it."""
+    return (f'{layer.in_channels}, {layer.out_channels}, '
+            f'kernel_size={layer.kernel_size}, stride={layer.stride}, '
+            f'padding={layer.padding}, dilation={layer.dilation}, '
+            f'groups={layer.groups}')
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """True for a 4D tensor laid out channels_last (and not also
+    contiguous, as a tensor with one channel or one pixel is)."""
+    return (x.dim() == 4 and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last))
 
 
 def exporting_graph() -> bool:
@@ -77,14 +118,16 @@ def conv_dtype(x: torch.Tensor) -> torch.dtype:
             if torch.is_autocast_enabled(device) else x.dtype)
 
 
-class DynamicConv2d(DynamicLayer):
+class DynamicConv2d(MixingLayer):
     """Y = f ⊙ conv(c ⊙ X, Σ_k a_k · (s ⊙ W_k)) + Σ_k a_k b_k, per sample.
 
     c, f, s and a are the channel, filter, spatial and kernel attentions of
-    :class:`KernelGenerator` (ODConv's), computed from h = GAP(X) and, with KR
-    on, from the incoming kernel representation d. A missing attention is 1
-    (a = 1 for K = 1). With ``kr_dims=0`` this is ODConv; with
-    ``attention='dyconv'`` or ``'condconv'`` it is DyConv or CondConv.
+    :class:`KernelGenerator`, computed from h = GAP(X) and, with KR on, from
+    the incoming kernel representation d. A missing attention is 1 (a = 1
+    for K = 1). With ``kr_dims=0`` and ``method='odconv'`` this is ODConv;
+    ``method='dyconv'`` or ``'condconv'`` keeps the kernel attention alone
+    (DyConv: softmax / T; CondConv: sigmoid routing), each with its
+    authors' attention trunk (:func:`mixing_attention`).
 
     The bias, where there is one, is mixed like the kernels and added after
     the filter attention.
@@ -114,6 +157,15 @@ class DynamicConv2d(DynamicLayer):
       the unfolded input and a batched matmul applies Σ_k a_k W_k, which
       moves less data than the grouped conv's per-sample kernels there.
 
+    - ``'kfold'`` (any shape): s scales the unfolded input and one static
+      GEMM applies all K candidates to all samples, the kernel attention
+      mixing the K outputs: K times the multiply-adds, no per-sample kernel,
+      batch-agnostic. Never the rule's choice; the autotuner's where it wins.
+
+    ``path='autotune'`` times every exact path (:meth:`valid_paths`) once
+    per signature and keeps the fastest (:mod:`.autotune`, as
+    ``torch.backends.cudnn.benchmark`` does), all ranks taking rank 0's.
+
     ``'grouped'`` runs as the custom operator :func:`per_sample_conv2d`, so
     ``torch.compile(dynamic=True)`` keeps one graph for every batch size.
     While the ONNX exporter or TorchScript's tracer records a graph (see
@@ -125,7 +177,8 @@ class DynamicConv2d(DynamicLayer):
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation,
         groups, bias: as for :class:`torch.nn.Conv2d`.
-        **kwargs: the KR options of :class:`DynamicLayer`.
+        kernel_num (int): K, the number of candidate kernels.
+        **kwargs: the method and KR options of :class:`MixingLayer`.
 
     Shapes:
         x: (B, C_in, H, W), d: (B, D) or None
@@ -171,10 +224,7 @@ class DynamicConv2d(DynamicLayer):
             nn.init.zeros_(self.bias)
 
     def extra_repr(self) -> str:
-        return (f'{self.in_channels}, {self.out_channels}, '
-                f'kernel_size={self.kernel_size}, stride={self.stride}, '
-                f'padding={self.padding}, dilation={self.dilation}, '
-                f'groups={self.groups}, kernel_num={self.kernel_num}, '
+        return (f'{conv_repr(self)}, kernel_num={self.kernel_num}, '
                 f'kr_dims={self.kr_dims}, path={self.path or "auto"}')
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor,
@@ -188,8 +238,9 @@ class DynamicConv2d(DynamicLayer):
 
     def select_path(self, height: int, width: int) -> str:
         """The eager path for an input of ``height`` x ``width``:
-        :attr:`path` if set, else :func:`select_conv_path`'s choice."""
-        if self.path is not None:
+        :attr:`path` if it names one, else :func:`select_conv_path`'s
+        choice."""
+        if self.path not in (None, 'autotune'):
             return self.path
         out_h, out_w = self._output_size(height, width)
         return select_conv_path(self.kernel_num, self.has_spatial,
@@ -277,17 +328,97 @@ class DynamicConv2d(DynamicLayer):
         out = torch.matmul(kernels.to(cols.dtype), cols)
         return out.reshape(b, self.out_channels, *self._output_size(h, w))
 
+    def valid_paths(self) -> List[str]:
+        """The exact paths for this layer's geometry and attentions."""
+        paths = ['grouped', 'unfold', 'kfold']
+        if self.kernel_num == 1 and not self.has_spatial:
+            paths.insert(0, 'static')
+        if (self.kernel_size == (1, 1) and self.groups == 1
+                and self.padding == (0, 0)):
+            paths.append('pointwise')
+        if self.kernel_num > 1 and not self.has_spatial:
+            paths.append('mixed')
+        return paths
+
+    def execution_path(self, x: torch.Tensor, att: KernelAttention) -> str:
+        """The path of this call: the autotuner's choice with
+        ``path='autotune'`` (never while compiling or exporting, where the
+        rule decides), else :meth:`select_path`'s; :attr:`graph_path` in
+        place of ``'grouped'`` while a graph is exported."""
+        exporting = exporting_graph()
+        if (self.path == 'autotune' and not exporting
+                and not torch.compiler.is_compiling()):
+            return self._autotuned_path(x, att)
+        path = self.select_path(*x.shape[-2:])
+        return self.graph_path if path == 'grouped' and exporting else path
+
+    def _autotuned_path(self, x: torch.Tensor, att: KernelAttention) -> str:
+        """The fastest of :meth:`valid_paths` for this signature, timed
+        forward (and backward where autograd records) on copies of the
+        inputs, once per process (:data:`AUTOTUNER`)."""
+        grad = torch.is_grad_enabled()
+        signature = (self.in_channels, self.out_channels, self.kernel_size,
+                     self.stride, self.padding, self.dilation, self.groups,
+                     self.kernel_num, self.has_spatial, tuple(x.shape),
+                     conv_dtype(x), x.device, is_channels_last(x), grad)
+
+        def runner(path: str):
+
+            def run():
+                x_copy, *att_copy = detached_inputs([x, *att], grad)
+                out = getattr(self, f'_forward_{path}')(
+                    x_copy, KernelAttention(*att_copy))
+                if grad:
+                    leaves = [
+                        t for t in (x_copy, *att_copy, self.weight)
+                        if t is not None and t.requires_grad
+                    ]
+                    torch.autograd.grad(out, leaves, torch.ones_like(out),
+                                        allow_unused=True)
+
+            return run
+
+        return AUTOTUNER.choose(
+            signature, self.valid_paths(), runner,
+            f'{self.in_channels}->{self.out_channels} '
+            f'k={self.kernel_size} s={self.stride} g={self.groups} '
+            f'K={self.kernel_num} on {tuple(x.shape)} {conv_dtype(x)}')
+
+    def _forward_kfold(self, x, att):
+        """Σ_k a_k W_k (s ⊙ unfold(X)): one static GEMM per group applies
+        all K candidates to all samples at once, (K*C_out/g, C_in/g*k*k) x
+        (C_in/g*k*k, B*H'*W'), and the kernel attention mixes the K
+        outputs. No per-sample kernel, K times the multiply-adds, ops that
+        do not depend on the batch size."""
+        b, c, h, w = x.shape
+        k, g = self.kernel_num, self.groups
+        positions = self.kernel_size[0] * self.kernel_size[1]
+        cols = F.unfold(x, self.kernel_size, self.dilation, self.padding,
+                        self.stride)
+        length = cols.shape[-1]
+        if att.spatial is not None:
+            cols = cols.view(b, c, positions, length) * att.spatial.view(
+                b, 1, positions, 1).to(cols.dtype)
+        cols = cols.reshape(b, g, -1, length).permute(1, 2, 0, 3).reshape(
+            g, -1, b * length)
+        weight = self.weight.view(k, g, self.out_channels // g, -1)
+        weight = weight.transpose(0, 1).reshape(g, -1, cols.shape[1])
+        out = torch.bmm(weight.to(cols.dtype), cols).view(
+            g, k, self.out_channels // g, b, length)
+        if att.kernel is None:
+            out = out[:, 0].permute(2, 0, 1, 3)
+        else:
+            out = torch.einsum('gkobl,bk->bgol', out,
+                               att.kernel.to(out.dtype))
+        return out.reshape(b, self.out_channels, *self._output_size(h, w))
+
     def forward_kr(self, x: torch.Tensor, d: Optional[torch.Tensor] = None
                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         att, d_next = self.attend(x.mean(dim=(2, 3)), d)
-        channels_last = (x.dim() == 4 and not x.is_contiguous()
-                         and x.is_contiguous(
-                             memory_format=torch.channels_last))
-        path = self.select_path(*x.shape[-2:])
-        if path == 'grouped' and exporting_graph():
-            path = self.graph_path
+        channels_last = is_channels_last(x)
         if att.channel is not None:
             x = x * att.channel[:, :, None, None].to(x.dtype)
+        path = self.execution_path(x, att)
         out = getattr(self, f'_forward_{path}')(x, att)
         if att.filter is not None:
             out = out * att.filter[:, :, None, None].to(out.dtype)
@@ -301,15 +432,4 @@ class DynamicConv2d(DynamicLayer):
     @classmethod
     def from_static(cls, conv: nn.Conv2d, **kwargs) -> 'DynamicConv2d':
         """A dynamic conv with ``conv``'s geometry and bias setting."""
-        if conv.padding_mode != 'zeros':
-            raise ValueError(
-                f'DynamicConv2d supports zero padding only; {conv} uses '
-                f'padding_mode={conv.padding_mode!r}')
-        if isinstance(conv.padding, str):
-            raise ValueError(
-                f'DynamicConv2d needs numeric padding; {conv} uses '
-                f'padding={conv.padding!r}')
-        return cls(conv.in_channels, conv.out_channels, conv.kernel_size,
-                   conv.stride, conv.padding, conv.dilation, conv.groups,
-                   conv.bias is not None, **kwargs)
-
+        return cls(*static_conv_args(conv), **kwargs)

@@ -1,13 +1,12 @@
 """What the dynamic convolution and the dynamic linear layer share: the
 attention path h -> h~ -> (alpha, d_{i+1}) and the hand-over of d."""
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from .kernel_generator import KernelAttention, KernelGenerator
-from .representation import (KRGenerator, RepresentationFusion,
-                             attention_hidden_dims)
+from .kernel_generator import mixing_attention
+from .representation import KRGenerator
 
 
 class KRChain:
@@ -24,71 +23,88 @@ class KRChain:
         self.d: Optional[torch.Tensor] = None
 
 
+# The method a layer was built with, recorded in its state dict as a code
+# that never changes meaning: checkpoints of DyConv and CondConv, say, can then
+# be told apart even where their tensors had the same shapes.
+METHOD_CODES = dict(odconv=1, dyconv=2, condconv=3, dcd=4, weightnet=5)
+
+
 class DynamicLayer(nn.Module):
     """Base of the KR layers: h~ = F(cat[d, h]), alpha = KG(h~),
     d_{i+1} = K(cat[h~, alpha~]).
 
-    Subclasses compute the feature summary h from their input and apply the
-    attentions in :meth:`forward_kr`.
+    A subclass is one dynamic-conv method (ODConv, DyConv, CondConv, DCD,
+    WeightNet): it sets :attr:`fusion` (F: ``fusion(h, d) -> h~``, with
+    ``fusion.out_dims``) and :attr:`generator` (KG: ``generator(h~) ->
+    alpha~``, the state handed to K, of ``generator.state_dims``, and
+    ``generator.activate(alpha~)``, the attentions the layer applies), then
+    calls :meth:`build_kr_generator`; it computes h from its input and
+    applies the attentions in :meth:`forward_kr`. The KR path (d into F,
+    d_{i+1} out of K) is the same for every method.
 
     Args:
         in_channels (int): C_in.
         out_channels (int): C_out.
-        kernel_positions (int): k*k of the candidate kernels.
-        kernel_num (int): K, the number of candidate kernels.
-        depthwise (bool): a depthwise conv has no filter attention.
-        reduction (float): A = max(C_in * reduction, 16).
-        kr_dims (int): D, the size of d; 0 switches KR off (ODConv, DyConv or
-            CondConv, depending on ``attention``).
-        generate_kr (bool): build the KR generator K that hands d_{i+1} on.
-            The last KR layer of a network whose d_L nobody reads has none,
-            so that no parameter goes without a gradient.
-        attention (str): 'odconv', 'dyconv' or 'condconv', see
-            :class:`KernelGenerator`.
-        norm (str): the norm of F, 'ln' (any batch size) or 'bn' (ODConv's).
+        method (str): the dynamic-conv method, a key of
+            :data:`METHOD_CODES`.
+        kr_dims (int): D, the size of d; 0 switches KR off (the plain
+            method).
     """
 
-    def __init__(self, in_channels: int, out_channels: int,
-                 kernel_positions: int, kernel_num: int = 1,
-                 depthwise: bool = False, reduction: float = 0.0625,
-                 kr_dims: int = 0, generate_kr: bool = True,
-                 attention: str = 'odconv', norm: str = 'ln'):
+    def __init__(self, in_channels: int, out_channels: int, method: str,
+                 kr_dims: int = 0):
         super().__init__()
-        if kernel_num < 1:
-            raise ValueError(f'kernel_num must be >= 1, got {kernel_num}')
+        if method not in METHOD_CODES:
+            raise ValueError(f'unknown dynamic-conv method {method!r}; valid '
+                             f'methods: {list(METHOD_CODES)}')
+        if kr_dims < 0:
+            raise ValueError(f'kr_dims must be >= 0 (0: no KR), got {kr_dims}')
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_num = kernel_num
+        self.method = method
         self.kr_dims = kr_dims
-        hidden_dims = attention_hidden_dims(in_channels, reduction)
-        self.fusion = RepresentationFusion(in_channels, kr_dims, hidden_dims,
-                                           norm)
-        self.generator = KernelGenerator(hidden_dims, in_channels,
-                                         out_channels, kernel_positions,
-                                         kernel_num, depthwise, attention)
-        self.kr_generator = (
-            KRGenerator(hidden_dims + self.generator.state_dims, kr_dims)
-            if kr_dims and generate_kr else None)
+        self.register_buffer('method_code', torch.tensor(METHOD_CODES[method]))
         self.chain: Optional[KRChain] = None
+
+    def build_kr_generator(self, generate_kr: bool = True):
+        """K over cat[h~, alpha~] of this layer's F and KG, where KR is on.
+
+        ``generate_kr=False``: the last KR layer of a network whose d_L
+        nobody reads builds none, so that no parameter goes without a
+        gradient.
+        """
+        self.kr_generator = (
+            KRGenerator(self.fusion.out_dims + self.generator.state_dims,
+                        self.kr_dims)
+            if self.kr_dims and generate_kr else None)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # PyTorch reports a shape mismatch as one entry in a list that
         # mmengine's non-strict loading only logs; a checkpoint with other
         # kernels would then run with this layer's random ones.
+        where = (f'dynamic layer {prefix.rstrip(".")!r} '
+                 f'({type(self).__name__}, method={self.method!r}')
+        saved = state_dict.get(prefix + 'method_code')
+        if saved is not None and int(saved) != METHOD_CODES[self.method]:
+            other = {v: k for k, v in METHOD_CODES.items()}.get(int(saved))
+            raise ValueError(
+                f'checkpoint does not match {where}): it holds a '
+                f'{other or "unknown"!r} layer there, this model a '
+                f'{self.method!r} one')
         for name, tensor in self.state_dict().items():
             saved = state_dict.get(prefix + name)
             if saved is not None and saved.shape != tensor.shape:
                 raise ValueError(
-                    f'checkpoint does not match dynamic layer '
-                    f'{prefix.rstrip(".")!r} ({type(self).__name__}, '
-                    f'kernel_num={self.kernel_num}, kr_dims={self.kr_dims}): '
-                    f'{prefix + name} has shape {tuple(saved.shape)} in the '
-                    f'checkpoint and {tuple(tensor.shape)} in the model')
+                    f'checkpoint does not match {where}, kernel_num='
+                    f'{getattr(self, "kernel_num", 1)}, kr_dims='
+                    f'{self.kr_dims}): {prefix + name} has shape '
+                    f'{tuple(saved.shape)} in the checkpoint and '
+                    f'{tuple(tensor.shape)} in the model')
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def attend(self, h: torch.Tensor, d: Optional[torch.Tensor] = None
-               ) -> Tuple[KernelAttention, Optional[torch.Tensor]]:
-        """h (B, C_in), d (B, D) -> attentions alpha and d_{i+1} (B, D)."""
+               ) -> Tuple[Any, Optional[torch.Tensor]]:
+        """h, d (B, D) -> the activated attentions and d_{i+1} (B, D)."""
         fused = self.fusion(h, d)
         logits = self.generator(fused)
         d_next = None
@@ -107,3 +123,40 @@ class DynamicLayer(nn.Module):
             return self.forward_kr(x)[0]
         out, self.chain.d = self.forward_kr(x, self.chain.d)
         return out
+
+
+class MixingLayer(DynamicLayer):
+    """Base of the candidate-mixing layers (ODConv, DyConv, CondConv): K
+    candidate kernels and the attentions of :class:`KernelGenerator`.
+
+    Args:
+        in_channels (int): C_in.
+        out_channels (int): C_out.
+        kernel_positions (int): k*k of the candidate kernels.
+        kernel_num (int): K, the number of candidate kernels.
+        depthwise (bool): a depthwise conv has no filter attention.
+        method (str): one of :data:`MIXING_METHODS`.
+        reduction (float, optional): A = max(C_in * reduction, minimum);
+            None: the method's own (ODConv 1/16, DyConv 1/4).
+        kr_dims (int): D, the size of d; 0 switches KR off.
+        generate_kr (bool): see :meth:`DynamicLayer.build_kr_generator`.
+        norm (str): the norm of ODConv's F, 'ln' (any batch size) or 'bn'
+            (ODConv's).
+        fusion_bias (bool): a bias in ODConv's F (see
+            :func:`mixing_attention`).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 kernel_positions: int, kernel_num: int = 1,
+                 depthwise: bool = False, method: str = 'odconv',
+                 reduction: Optional[float] = None, kr_dims: int = 0,
+                 generate_kr: bool = True, norm: str = 'ln',
+                 fusion_bias: bool = False):
+        super().__init__(in_channels, out_channels, method, kr_dims)
+        if kernel_num < 1:
+            raise ValueError(f'kernel_num must be >= 1, got {kernel_num}')
+        self.kernel_num = kernel_num
+        self.fusion, self.generator = mixing_attention(
+            method, in_channels, out_channels, kernel_positions, kernel_num,
+            depthwise, kr_dims, reduction, norm, fusion_bias)
+        self.build_kr_generator(generate_kr)

@@ -5,10 +5,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .dynamic_layer import DynamicLayer
+from .dynamic_layer import MixingLayer
 
 
-class DynamicLinear(DynamicLayer):
+class DynamicLinear(MixingLayer):
     """y = f ⊙ ((c ⊙ x) · (Σ_k a_k W_k)^T) + Σ_k a_k b_k, per sample.
 
     The linear counterpart of :class:`DynamicConv2d`, for token MLPs and
@@ -22,7 +22,8 @@ class DynamicLinear(DynamicLayer):
 
     Args:
         in_features, out_features, bias: as for :class:`torch.nn.Linear`.
-        **kwargs: the KR options of :class:`DynamicLayer`.
+        kernel_num (int): K, the number of candidate weights.
+        **kwargs: the method and KR options of :class:`MixingLayer`.
 
     Shapes:
         x: (B, C_in) or (B, N, C_in), d: (B, D) or None
@@ -31,6 +32,8 @@ class DynamicLinear(DynamicLayer):
 
     def __init__(self, in_features: int, out_features: int,
                  bias: bool = True, kernel_num: int = 1, **kwargs):
+        # ViT's FFN initialiser sets the bias of every nn.Linear in it
+        kwargs.setdefault('fusion_bias', True)
         super().__init__(in_features, out_features, 1, kernel_num, **kwargs)
         self.in_features = in_features
         self.out_features = out_features

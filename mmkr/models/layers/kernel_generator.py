@@ -1,12 +1,16 @@
-"""Kernel Generator (KG): the attentions alpha_i that turn K candidate kernels
-into one kernel per sample, W_i = G(alpha_i)."""
-from typing import NamedTuple, Optional
+"""Kernel Generator (KG) of the candidate-mixing methods: the attentions
+alpha_i that turn K candidate kernels into one kernel per sample,
+W_i = G(alpha_i), for ODConv, DyConv and CondConv."""
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ATTENTION_VARIANTS = ('odconv', 'dyconv', 'condconv')
+from .representation import (ConcatFusion, RepresentationFusion,
+                             attention_hidden_dims)
+
+MIXING_METHODS = ('odconv', 'dyconv', 'condconv')
 
 
 class KernelAttention(NamedTuple):
@@ -23,7 +27,7 @@ class KernelAttention(NamedTuple):
 class KernelGenerator(nn.Module):
     """alpha = heads(h~): per-sample attentions over K candidate kernels.
 
-    ``variant='odconv'`` has ODConv's four heads, each a linear layer on h~
+    ``method='odconv'`` has ODConv's four heads, each a linear layer on h~
     whose logits are divided by the temperature T:
 
     - channel: sigmoid, one weight per input channel;
@@ -32,8 +36,12 @@ class KernelGenerator(nn.Module):
     - spatial: sigmoid, one weight per kernel position (none for k = 1);
     - kernel: softmax over the K candidates (none for K = 1).
 
-    ``'dyconv'`` keeps the softmax kernel head alone (DyConv), ``'condconv'``
-    a sigmoid kernel head alone (CondConv's routing).
+    ``'dyconv'`` keeps the softmax kernel head alone, divided by T
+    (DyConv); ``'condconv'`` a sigmoid kernel head alone without a
+    temperature (CondConv's routing, which its paper does not anneal).
+    Only the generators with a temperature have the buffer
+    :attr:`temperature`, which :class:`~mmkr.engine.KRTemperatureHook`
+    anneals.
 
     The generator state alpha~ handed to the KR generator is the concatenation
     of the heads' logits before the temperature, so that annealing T does not
@@ -46,7 +54,7 @@ class KernelGenerator(nn.Module):
         kernel_positions (int): k*k (1 for a linear layer or a 1x1 conv).
         kernel_num (int): K.
         depthwise (bool): no filter head.
-        variant (str): one of ``ATTENTION_VARIANTS``.
+        method (str): one of :data:`MIXING_METHODS`.
 
     Shapes:
         h~: (B, A) -> logits alpha~: (B, L), L = :attr:`state_dims`
@@ -54,16 +62,16 @@ class KernelGenerator(nn.Module):
 
     def __init__(self, hidden_dims: int, in_channels: int, out_channels: int,
                  kernel_positions: int = 1, kernel_num: int = 1,
-                 depthwise: bool = False, variant: str = 'odconv'):
+                 depthwise: bool = False, method: str = 'odconv'):
         super().__init__()
-        if variant not in ATTENTION_VARIANTS:
-            raise ValueError(f'attention variant must be one of '
-                             f'{ATTENTION_VARIANTS}, got {variant!r}')
-        if variant != 'odconv' and kernel_num < 2:
-            raise ValueError(f'{variant} mixes candidate kernels and needs '
+        if method not in MIXING_METHODS:
+            raise ValueError(f'KernelGenerator mixes candidate kernels for '
+                             f'{MIXING_METHODS}, got method={method!r}')
+        if method != 'odconv' and kernel_num < 2:
+            raise ValueError(f'{method} mixes candidate kernels and needs '
                              f'kernel_num >= 2, got {kernel_num}')
-        self.variant = variant
-        odconv = variant == 'odconv'
+        self.method = method
+        odconv = method == 'odconv'
         sizes = dict(
             channel=in_channels if odconv else 0,
             filter=out_channels if odconv and not depthwise else 0,
@@ -74,7 +82,8 @@ class KernelGenerator(nn.Module):
             name: nn.Linear(hidden_dims, size)
             for name, size in sizes.items() if size
         })
-        self.register_buffer('temperature', torch.tensor(1.0))
+        if method != 'condconv':
+            self.register_buffer('temperature', torch.tensor(1.0))
         self.reset_parameters()
 
     @property
@@ -97,9 +106,10 @@ class KernelGenerator(nn.Module):
         with torch.autocast(logits.device.type, enabled=False):
             if logits.dtype in (torch.float16, torch.bfloat16):
                 logits = logits.float()
-            scaled = logits / self.temperature.to(logits.dtype)
+            if hasattr(self, 'temperature'):
+                logits = logits / self.temperature.to(logits.dtype)
             parts = dict(zip(self.heads.keys(),
-                             scaled.split(list(
+                             logits.split(list(
                                  h.out_features
                                  for h in self.heads.values()), dim=1)))
             att = {
@@ -108,9 +118,42 @@ class KernelGenerator(nn.Module):
             }
             if 'kernel' in parts:
                 att['kernel'] = (
-                    torch.sigmoid(parts['kernel']) if self.variant
+                    torch.sigmoid(parts['kernel']) if self.method
                     == 'condconv' else F.softmax(parts['kernel'], dim=1))
         return KernelAttention(**{
             name: att.get(name)
             for name in KernelAttention._fields
         })
+
+
+def mixing_attention(method: str, in_channels: int, out_channels: int,
+                     kernel_positions: int, kernel_num: int,
+                     depthwise: bool, kr_dims: int,
+                     reduction: Optional[float], norm: str,
+                     odconv_fusion_bias: bool = False
+                     ) -> Tuple[nn.Module, KernelGenerator]:
+    """(F, KG) of a candidate-mixing method, each as its authors built it:
+
+    - ODConv: F = fc without bias (ODConv's 1x1 squeeze conv) + norm + ReLU
+      to A = max(C_in * reduction, 16), reduction 1/16. A dynamic linear
+      layer keeps a bias (``odconv_fusion_bias``): transformers' own
+      initialisers set the bias of every ``nn.Linear`` in their MLPs;
+    - DyConv: F = FC + ReLU to A = max(C_in * reduction, 4), reduction 1/4
+      (the paper's squeeze ratio 4), no norm;
+    - CondConv: no trunk, the routing FC reads h (with KR: cat[d, h]).
+    """
+    if method == 'odconv':
+        hidden = attention_hidden_dims(in_channels, reduction or 0.0625, 16)
+        fusion = RepresentationFusion(in_channels, kr_dims, hidden, norm,
+                                      bias=odconv_fusion_bias)
+    elif method == 'dyconv':
+        hidden = attention_hidden_dims(in_channels, reduction or 0.25, 4)
+        fusion = RepresentationFusion(in_channels, kr_dims, hidden, None)
+    elif method == 'condconv':
+        fusion = ConcatFusion(in_channels, kr_dims)
+    else:
+        raise ValueError(f'method must be one of {MIXING_METHODS} for '
+                         f'candidate mixing, got {method!r}')
+    return fusion, KernelGenerator(fusion.out_dims, in_channels,
+                                   out_channels, kernel_positions, kernel_num,
+                                   depthwise, method)

@@ -95,3 +95,25 @@ def _backward(ctx, grad):
 
 
 per_sample_conv2d.register_autograd(_backward, setup_context=_setup_context)
+
+
+def per_sample_conv2d_unfold(x: Tensor, kernels: Tensor, stride: List[int],
+                             padding: List[int], dilation: List[int],
+                             groups: int) -> Tensor:
+    """:func:`per_sample_conv2d` as a batched matmul on the unfolded input:
+    its ops do not depend on the batch size, so exported graphs and
+    compiled ones can hold it, and it moves less data where the output has
+    few positions and the kernels are large.
+
+    Shapes:
+        x: (B, C_in, H, W), kernels: (B, C_out, C_in/groups, kh, kw)
+        -> (B, C_out, H', W')
+    """
+    b = x.shape[0]
+    cols = F.unfold(x, kernels.shape[-2:], dilation, padding, stride)
+    cols = cols.view(b, groups, -1, cols.shape[-1])
+    out = torch.matmul(kernels.reshape(b, groups, kernels.shape[1] // groups,
+                                       -1), cols)
+    size = conv_output_size(x.shape[2:], kernels.shape[3:], stride, padding,
+                            dilation)
+    return out.reshape(b, kernels.shape[1], *size)

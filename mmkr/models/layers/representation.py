@@ -5,14 +5,42 @@ feature summary h_i = GAP(X_i). Representation Fusion mixes the two,
 h~_i = F(cat[d_i, h_i]); the KR Generator hands the next layer
 d_{i+1} = K(cat[h~_i, alpha~_i]), where alpha~_i is the kernel generator's state.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def attention_hidden_dims(in_dims: int, reduction: float = 0.0625,
                           min_dims: int = 16) -> int:
     """Width A of the fused representation h~: ODConv's hidden width."""
     return max(int(in_dims * reduction), min_dims)
+
+
+def with_kr(h: torch.Tensor, d: Optional[torch.Tensor],
+            kr_dims: int) -> torch.Tensor:
+    """cat[d, h] when the layer takes a kernel representation, else h."""
+    if not kr_dims:
+        return h
+    if d is None:
+        raise ValueError(
+            f'this KR layer was built with kr_dims={kr_dims} but received no '
+            'kernel representation d')
+    return torch.cat([d.to(h.dtype), h], dim=1)
+
+
+class AttentionBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d over the pooled features of a batch, refusing a training
+    batch of one, where BatchNorm has no statistics to compute."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            raise ValueError(
+                "attention_norm='bn' (ODConv's BatchNorm in the attention "
+                'branch) needs training batches of more than 1 sample; '
+                "attention_norm='ln' (LayerNorm) works with any batch size")
+        return super().forward(x)
 
 
 def create_norm1d(norm: str, num_features: int) -> nn.Module:
@@ -22,45 +50,85 @@ def create_norm1d(norm: str, num_features: int) -> nn.Module:
     if norm == 'ln':
         return nn.LayerNorm(num_features)
     if norm == 'bn':
-        return nn.BatchNorm1d(num_features)
+        return AttentionBatchNorm(num_features)
     raise ValueError(f"norm must be 'ln' or 'bn', got {norm!r}")
 
 
 class RepresentationFusion(nn.Module):
-    """F: h~ = ReLU(Norm(W_F · cat[d, h] + b_F)).
+    """F: h~ = act(norm(W_F · cat[d, h] + b_F)).
 
-    With ``kr_dims=0`` there is no d and F is ODConv's squeeze layer
-    (fc + norm + ReLU on the pooled feature).
+    With ``kr_dims=0`` there is no d and F is the method's own squeeze
+    layer on the pooled feature: ODConv's fc + norm + ReLU, DyConv's first
+    FC + ReLU, WeightNet's reduction (an FC with bias, no activation).
 
     Args:
         in_dims (int): C, the size of the feature summary h.
         kr_dims (int): D, the size of d; 0 switches the KR input off.
         hidden_dims (int): A, the size of h~.
-        norm (str): 'ln' or 'bn', see :func:`create_norm1d`.
+        norm (str, optional): 'ln', 'bn' or None, see :func:`create_norm1d`.
+        bias (bool): b_F (ODConv's squeeze conv has none: a norm follows).
+        act (bool): the ReLU.
 
     Shapes:
         h: (B, C), d: (B, D) or None -> h~: (B, A)
     """
 
     def __init__(self, in_dims: int, kr_dims: int, hidden_dims: int,
-                 norm: str = 'ln'):
+                 norm: Optional[str] = 'ln', bias: bool = True,
+                 act: bool = True):
         super().__init__()
         self.kr_dims = kr_dims
-        # The bias is redundant before the norm, but backbones' own
-        # initialisers (e.g. mmpretrain's transformer FFN) assume every
-        # nn.Linear inside them has one.
-        self.fc = nn.Linear(kr_dims + in_dims, hidden_dims)
-        self.norm = create_norm1d(norm, hidden_dims)
-        self.act = nn.ReLU(inplace=True)
+        self.out_dims = hidden_dims
+        self.fc = nn.Linear(kr_dims + in_dims, hidden_dims, bias=bias)
+        self.norm = (create_norm1d(norm, hidden_dims)
+                     if norm is not None else nn.Identity())
+        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
 
     def forward(self, h: torch.Tensor, d=None) -> torch.Tensor:
-        if self.kr_dims:
-            if d is None:
-                raise ValueError(
-                    'RepresentationFusion was built with kr_dims='
-                    f'{self.kr_dims} but received no kernel representation d')
-            h = torch.cat([d.to(h.dtype), h], dim=1)
-        return self.act(self.norm(self.fc(h)))
+        return self.act(self.norm(self.fc(with_kr(h, d, self.kr_dims))))
+
+
+class ConcatFusion(nn.Module):
+    """F for methods without an attention trunk (CondConv): h~ = cat[d, h],
+    so the kernel generator reads h and d directly.
+
+    Shapes:
+        h: (B, C), d: (B, D) or None -> h~: (B, D + C)
+    """
+
+    def __init__(self, in_dims: int, kr_dims: int):
+        super().__init__()
+        self.kr_dims = kr_dims
+        self.out_dims = kr_dims + in_dims
+
+    def forward(self, h: torch.Tensor, d=None) -> torch.Tensor:
+        return with_kr(h, d, self.kr_dims)
+
+
+def dcd_hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """ReLU6(x + 3) / 3: DCD's gate. It divides by 3, not by 6 as MobileNetV3's
+    hard sigmoid does, so it spans [0, 2] and is 1 at x = 0."""
+    return F.relu6(x + 3.) / 3.
+
+
+class SqueezeExciteFusion(nn.Module):
+    """F of DCD: z = W_F · cat[d, h], h~ = z ⊙ hsigmoid(W_SE · z), both
+    linear maps without bias (DCD's fc and its small SE module).
+
+    Shapes:
+        h: (B, C), d: (B, D) or None -> h~: (B, A)
+    """
+
+    def __init__(self, in_dims: int, kr_dims: int, hidden_dims: int):
+        super().__init__()
+        self.kr_dims = kr_dims
+        self.out_dims = hidden_dims
+        self.fc = nn.Linear(kr_dims + in_dims, hidden_dims, bias=False)
+        self.se = nn.Linear(hidden_dims, hidden_dims, bias=False)
+
+    def forward(self, h: torch.Tensor, d=None) -> torch.Tensor:
+        z = self.fc(with_kr(h, d, self.kr_dims))
+        return z * dcd_hard_sigmoid(self.se(z))
 
 
 class KRGenerator(nn.Module):

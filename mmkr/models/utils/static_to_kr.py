@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from ..backbones import KRBackbone
 from ..heads import KRLinearClsHead
-from ..layers import DynamicLayer
+from ..layers import DynamicLayer, MixingLayer
 
 
 def neutral_factors(layer: DynamicLayer) -> Tuple[float, float]:
@@ -157,6 +157,11 @@ def _convert_layer(layer: DynamicLayer, prefix: str, state: dict,
                    rng: Optional[torch.Generator]) -> None:
     """Candidates from the static kernel, neutral heads, T = 1; marks the
     layer's tensors as done."""
+    if not isinstance(layer, MixingLayer):
+        raise ValueError(
+            f'{prefix.rstrip(".")} is a {layer.method} layer; a static '
+            'checkpoint converts into candidate-mixing layers (odconv, '
+            'dyconv, condconv) only')
     weight_factor, bias_factor = neutral_factors(layer)
     for key in [k for k in state if k.startswith(prefix)]:
         local = key[len(prefix):]
