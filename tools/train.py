@@ -6,6 +6,11 @@ modules and its weights-only checkpoint loader) and, under
 backend (see :func:`mmkr.utils.init_cpu_distributed`), and ``--amp``
 without CUDA trains under bfloat16 autocast
 (:class:`mmkr.engine.CPUAmpOptimWrapper`).
+
+With mmkr's runtime (``configs/_base_/default_runtime.py``) a SIGTERM saves
+the state after the current iteration and ends the process with exit code 75
+(:data:`mmkr.engine.PREEMPTED_EXIT_CODE`), and ``--resume`` continues from
+the newest checkpoint that loads (README, "Preemption and resume").
 """
 import argparse
 import os
@@ -32,7 +37,8 @@ def parse_args():
         const='auto',
         help='If specify checkpoint path, resume from it, while if not '
         'specify, try to auto resume from the latest checkpoint '
-        'in the work directory.')
+        'in the work directory (with mmkr\'s runtime: the newest one that '
+        'loads; broken ones are skipped with a warning).')
     parser.add_argument(
         '--amp',
         action='store_true',

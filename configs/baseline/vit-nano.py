@@ -3,6 +3,10 @@
 _base_ = 'mmpretrain::deit/deit-tiny_4xb256_in1k.py'
 
 custom_imports = dict(imports=['mmkr'], allow_failed_imports=False)
+# mmkr's preemption-safe runtime, as ../_base_/default_runtime.py sets it
+# (a second runtime base would repeat the keys of mmpretrain's)
+runner_type = 'ResumableRunner'
+default_hooks = dict(checkpoint=dict(type='PreemptibleCheckpointHook'))
 
 model = dict(
     backbone=dict(
