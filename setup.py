@@ -50,5 +50,6 @@ setup(
     install_requires=read_requirements('runtime.txt'),
     extras_require=dict(
         tests=read_requirements('tests.txt'),
+        visualization=read_requirements('visualization.txt'),
         mim=read_requirements('mminstall.txt')),
     zip_safe=False)

@@ -91,14 +91,31 @@ def _download_to(url: str, path: str, timeout: float) -> None:
             f'{announced} bytes; the cache was left untouched')
 
 
+def umask_file_mode() -> int:
+    """The mode ``open(path, 'w')`` (and so ``torch.save``) gives a new
+    file: 0o666 less the process's umask."""
+    # os.umask can only be read by setting it; set it straight back.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def staged_file(directory: str, **mkstemp_args) -> Iterator[str]:
     """A temporary file in ``directory`` for a write that is moved into its
     final place only once complete and verified; whatever is left of it
-    (a failed or refused write) is removed on exit."""
+    (a failed or refused write) is removed on exit.
+
+    mkstemp creates the file with mode 0o600; it gets the mode a plain
+    ``open`` would give (:func:`umask_file_mode`) so that the file moved
+    into place, a published checkpoint or a cached download, is as
+    readable as one written by ``torch.save``: a web server running as
+    another user can serve it.
+    """
     fd, path = tempfile.mkstemp(dir=directory, **mkstemp_args)
     os.close(fd)
     try:
+        os.chmod(path, umask_file_mode())
         yield path
     finally:
         if osp.exists(path):

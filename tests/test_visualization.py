@@ -1,0 +1,139 @@
+"""The picture tools on a demo checkpoint: ``tools/train.py`` trains the
+demo config (AttentionStatsHook and TensorBoard on, as configured) for one
+short epoch on real digits; ``plot_attention_stats.py``,
+``vis_attention.py`` and ``vis_cam.py`` then write PNGs of the sizes they
+promise."""
+import glob
+import importlib.util
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(REPO, 'configs', 'demo', 'resnet18_kr4_digits.py')
+TOOLS = osp.join(REPO, 'tools', 'visualization')
+# the demo's KR-ResNet-18: 19 dynamic layers (all convs but the stem) of
+# K = 4 kernels, in 4 stages
+LAYERS, KERNELS, CLASSES = 19, 4, 10
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def succeeds(*args: str) -> str:
+    result = run(*args)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[
+        -3000:]
+    return result.stdout
+
+
+def png_size(path) -> tuple:
+    with Image.open(path) as image:
+        assert image.format == 'PNG'
+        return image.size
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    """(digits root, work dir, checkpoint) of one epoch of the demo config:
+    4 digits per class, half in val/, 5 iterations of 4 images, the
+    attention statistics logged every iteration."""
+    root = tmp_path_factory.mktemp('visualization')
+    digits, work_dir = root / 'digits', root / 'work'
+    succeeds('tools/dataset_converters/prepare_digits_demo.py', '--out-dir',
+             str(digits), '--per-class', '4', '--val-ratio', '0.5')
+    succeeds('tools/train.py', CONFIG, '--work-dir', str(work_dir),
+             '--cfg-options', *data_root(digits),
+             'train_dataloader.batch_size=4', 'train_cfg.max_epochs=1',
+             'custom_hooks.1.interval=1')
+    return digits, work_dir, str(work_dir / 'epoch_1.pth')
+
+
+def data_root(digits) -> list:
+    return [
+        f'{split}_dataloader.dataset.data_root={digits}'
+        for split in ('train', 'val', 'test')
+    ]
+
+
+def test_demo_run_logs_attention_statistics_to_tensorboard(demo):
+    _, work_dir, _ = demo
+    (run_dir, ) = glob.glob(str(work_dir / '*' / 'vis_data'))
+    assert glob.glob(osp.join(run_dir, 'events.out.tfevents.*'))
+    with open(osp.join(run_dir, 'scalars.json')) as f:
+        # the validation metrics are there too
+        records = [
+            r for r in map(json.loads, f)
+            if 'attention/kernel_entropy/layer3' in r
+        ]
+    assert [r['step'] for r in records] == [1, 2, 3, 4, 5]
+    assert 0 <= records[-1]['attention/kernel_entropy/layer3'] <= 1
+
+
+def test_plot_attention_stats(demo, tmp_path):
+    _, work_dir, _ = demo
+    out = tmp_path / 'stats.png'
+    log = succeeds(osp.join(TOOLS, 'plot_attention_stats.py'),
+                   str(work_dir), '--out', str(out))
+    assert 'scalars.json' in log
+    # 6 statistics: 2 rows of 3 panels of 4 x 3 inches at 100 dpi
+    assert png_size(out) == (1200, 600)
+
+    result = run(osp.join(TOOLS, 'plot_attention_stats.py'), str(tmp_path),
+                 '--out', str(tmp_path / 'none.png'))
+    assert result.returncode != 0
+    assert 'AttentionStatsHook' in result.stderr
+
+
+def test_vis_attention(demo, tmp_path):
+    digits, _, checkpoint = demo
+    out = tmp_path / 'kernel_attention.png'
+    log = succeeds(osp.join(TOOLS, 'vis_attention.py'), CONFIG, checkpoint,
+                   '--out', str(out), '--cfg-options', *data_root(digits))
+    rows = [line.split() for line in log.splitlines()
+            if line.startswith('layer')][1:]
+    assert len(rows) == LAYERS and rows[0][0] == 'layer1.0.conv1'
+    for _, kernels, entropy, spread in rows:
+        assert int(kernels) == KERNELS and 0 <= float(entropy) <= 1
+        assert 0 <= float(spread) <= 1
+
+    spec = importlib.util.spec_from_file_location(
+        'vis_attention', osp.join(TOOLS, 'vis_attention.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    width, height = tool.figure_size(LAYERS * KERNELS, CLASSES)
+    assert png_size(out) == (round(width * tool.DPI), round(height * tool.DPI))
+
+
+def test_vis_cam(demo, tmp_path):
+    digits, _, checkpoint = demo
+    images = [
+        sorted(glob.glob(str(digits / 'val' / str(d) / '*.png')))[0]
+        for d in range(4)
+    ]
+    out = tmp_path / 'cam.png'
+    log = succeeds(osp.join(TOOLS, 'vis_cam.py'), CONFIG, checkpoint,
+                   *images, '--out', str(out), '--target-layers',
+                   'layer1.1.conv2', 'layer2', '--size', '32')
+    assert log.count('predicted') == 4
+    # a column per image; rows: the input and 2 target layers
+    assert png_size(out) == (4 * 32, 3 * 32)
+
+    # default: the last dynamic layer of each of the 4 stages
+    out = tmp_path / 'default.png'
+    log = succeeds(osp.join(TOOLS, 'vis_cam.py'), CONFIG, checkpoint,
+                   images[0], '--out', str(out), '--size', '16')
+    assert 'layer4.1.conv2' in log
+    assert png_size(out) == (16, 5 * 16)
+
+    result = run(osp.join(TOOLS, 'vis_cam.py'), CONFIG, checkpoint,
+                 images[0], '--out', str(tmp_path / 'bad.png'),
+                 '--target-layers', 'layer9')
+    assert result.returncode != 0
+    assert "no layer 'layer9'" in result.stderr
