@@ -34,7 +34,7 @@ def load_tool():
     dict(in_channels=8, out_channels=8, kernel_size=3, padding=1, groups=8,
          kernel_num=1),
     dict(in_channels=8, out_channels=12, kernel_size=3, padding=1, groups=4,
-         kernel_num=2, attention='dyconv'),
+         kernel_num=2, method='dyconv'),
 ])
 def test_effective_kernels_are_the_applied_kernels(kwargs):
     """conv(x_b, W_b) with the tool's per-sample kernel W_b reproduces the

@@ -1,14 +1,12 @@
 # The demo job: KR-ResNet-18 (4x) at a quarter of the width (stages of 16,
-# 32, 64, 128 channels) on scikit-learn's handwritten digits (32x32 RGB, 10
-# classes, written by tools/dataset_converters/prepare_digits_demo.py), a
-# few minutes on CPU. No random augmentation: a digit must not be flipped,
-# and a resumed run equals an uninterrupted one.
+# 32, 64, 128 channels) on scikit-learn's handwritten digits, a few minutes
+# on CPU; the data, schedule and runtime are the demo recipe
+# (../_base_/digits_demo.py) that every config here shares.
 _base_ = [
     '../_base_/models/kr_resnet18.py',
-    '../_base_/default_runtime.py',
+    '../_base_/digits_demo.py',
 ]
 
-# ---------------------------------------------------------------- model
 model = dict(
     backbone=dict(
         backbone=dict(stem_channels=16, base_channels=16),
@@ -16,57 +14,10 @@ model = dict(
         probe_size=(32, 32)),
     head=dict(num_classes=10, in_channels=128, topk=(1, )))
 
-# ----------------------------------------------------------------- data
-dataset_type = 'CustomDataset'
-data_root = 'data/digits'
-data_preprocessor = dict(
-    num_classes=10,
-    # the digits' ink is bright on black: roughly their pixel statistics
-    mean=[78., 78., 78.],
-    std=[96., 96., 96.],
-    to_rgb=False)
-pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
-
-train_dataloader = dict(
-    batch_size=32,
-    num_workers=1,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix='train',
-        pipeline=pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True))
-val_dataloader = dict(
-    batch_size=64,
-    num_workers=1,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix='val',
-        pipeline=pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-val_evaluator = dict(type='Accuracy', topk=(1, ))
-test_dataloader = val_dataloader
-test_evaluator = val_evaluator
-
-# ------------------------------------------------------------- schedule
-max_epochs = 6
-optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
-param_scheduler = dict(
-    type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs, begin=0,
-    end=max_epochs)
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
-auto_scale_lr = dict(base_batch_size=32)
-
-# The attention temperature anneals 30 -> 1 over the first epoch.
-custom_hooks = [dict(type='KRTemperatureHook', anneal_epochs=1)]
-
-# ------------------------------------------------------------- runtime
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
-                    save_best='accuracy/top1'))
-randomness = dict(seed=0, deterministic=True)
+# The attention temperature anneals 30 -> 1 over the first epoch. Every 5
+# iterations, the kernel-attention entropy, the mean attentions, ||d|| and T
+# of each stage go to the visualizer's backends.
+custom_hooks = [
+    dict(type='KRTemperatureHook', anneal_epochs=1),
+    dict(type='AttentionStatsHook', interval=5),
+]

@@ -163,9 +163,13 @@ def select_samples(dataset, num_classes: int, per_class: int) -> List[int]:
     ]
 
 
-def collect(model, dataset, indices: List[int], layer: DynamicLayer,
-            args) -> Dict[str, np.ndarray]:
-    recorder = LayerRecorder(layer, args.kernel_dims, args.seed)
+def collect(model, dataset, indices: List[int],
+            layer: Optional[DynamicLayer], args) -> Dict[str, np.ndarray]:
+    """Pooled features and labels of the samples ``indices``, and the
+    kernels and d that ``layer`` generates for them (none where ``layer``
+    is None: a static model's features alone)."""
+    recorder = (LayerRecorder(layer, args.kernel_dims, args.seed)
+                if layer is not None else None)
     features, labels = [], []
     progress = ProgressBar(len(indices))
     try:
@@ -178,11 +182,13 @@ def collect(model, dataset, indices: List[int], layer: DynamicLayer,
                 labels += [s.gt_label.item() for s in data['data_samples']]
                 progress.update(len(chunk))
     finally:
-        recorder.remove()
+        if recorder is not None:
+            recorder.remove()
     print()
     out = dict(features=torch.cat(features).numpy(),
                labels=np.asarray(labels))
-    for name, parts in recorder.records.items():
+    records = recorder.records if recorder is not None else {}
+    for name, parts in records.items():
         if parts:
             out[name] = torch.cat(parts).numpy()
     return out

@@ -1,0 +1,14 @@
+# WeightNet-ResNet-18 on the digits (../_base_/models/weightnet_resnet18.py,
+# where its choices are written), at the demo's quarter width and recipe.
+# WeightNet has no temperature.
+_base_ = [
+    '../_base_/models/weightnet_resnet18.py',
+    '../_base_/digits_demo.py',
+]
+
+model = dict(
+    backbone=dict(
+        backbone=dict(stem_channels=16, base_channels=16),
+        probe_size=(32, 32)),
+    head=dict(num_classes=10, in_channels=128, topk=(1, )))
+custom_hooks = [dict(type='AttentionStatsHook', interval=5)]
