@@ -90,10 +90,12 @@ class IgnoreSigtermInWorker:
     PyTorch's workers die on SIGTERM (a C handler re-raises it), and the
     main process then fails with "DataLoader worker ... is killed by signal:
     Terminated" before it can save; Slurm sends SIGTERM to every process of
-    the job. Once the main process exits, SIGTERM kills the worker again:
+    the job. Once the main process exits, SIGTERM ends the worker again:
     Python's exit stops the remaining workers with SIGTERM and waits for
-    them (a main process killed outright leaves workers that exit on their
-    own).
+    them, and a worker that exits with status 0 then, rather than dying by
+    the signal, leaves the main process no "killed by signal" error to
+    raise at exit (a main process killed outright leaves workers that exit
+    on their own).
     """
 
     def __init__(self, init_fn: Optional[Callable[[int], None]]):
@@ -110,8 +112,7 @@ class IgnoreSigtermInWorker:
 
     def _on_sigterm(self, signum, frame) -> None:
         if self.main_exiting.is_set():
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            os._exit(0)
 
 
 def record_preemption(checkpoint: str) -> None:
