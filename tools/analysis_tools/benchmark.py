@@ -501,7 +501,8 @@ def run_model(args, device: torch.device):
     counts = paths_run(models['kr'], steps[('kr', 'train')])
     print('paths of the dynamic convs in a KR training step (conv_path='
           f'{args.conv_path or "rule"}): ' +
-          ', '.join(f'{path} {n}' for path, n in sorted(counts.items())))
+          (', '.join(f'{path} {n}' for path, n in sorted(counts.items()))
+           or 'none (the model has no DynamicConv2d)'))
 
 
 def main():
