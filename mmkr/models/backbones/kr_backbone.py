@@ -7,8 +7,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ..layers import (CONV_PATHS, METHODS, MIXING_METHODS, DynamicConv2d,
-                      DynamicLayer, KRChain, SpectralKREncoder, create_dynamic,
+from ..layers import (CONV_PATHS, MIXING_METHODS, DynamicConv2d, DynamicLayer,
+                      KRChain, SpectralKREncoder, check_method, create_dynamic,
                       is_convertible)
 from .checkpointing import checkpoint_with_kr
 from .state_dict_check import register_state_dict_checks
@@ -134,9 +134,7 @@ class KRBackbone(BaseModule):
                  probe_size: Tuple[int, int] = (64, 64),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if method not in METHODS:
-            raise ValueError(f'unknown dynamic-conv method {method!r}; valid '
-                             f'methods: {list(METHODS)}')
+        check_method(method)
         if return_kr and not with_kr:
             raise ValueError('return_kr=True needs with_kr=True: there is no '
                              'kernel representation to return')

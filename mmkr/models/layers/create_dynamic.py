@@ -4,7 +4,7 @@ from mmcv.cnn.bricks import wrappers
 
 from .dcd import DCDConv2d
 from .dynamic_conv import DynamicConv2d
-from .dynamic_layer import METHOD_CODES, DynamicLayer
+from .dynamic_layer import METHOD_CODES, DynamicLayer, check_method
 from .dynamic_linear import DynamicLinear
 from .kernel_generator import MIXING_METHODS
 from .weightnet import WeightNetConv2d
@@ -48,9 +48,7 @@ def create_dynamic(module: nn.Module, method: str = 'odconv',
                    **kwargs) -> DynamicLayer:
     """Build the ``method`` layer with ``module``'s shape; ``kwargs`` are the
     options of that layer (e.g. ``kernel_num``, ``kr_dims``)."""
-    if method not in DYNAMIC_LAYERS:
-        raise ValueError(f'unknown dynamic-conv method {method!r}; valid '
-                         f'methods: {list(DYNAMIC_LAYERS)}')
+    check_method(method)
     if not is_convertible(module):
         raise TypeError(f'no dynamic counterpart for {type(module).__name__}'
                         f'; convertible: '

@@ -29,6 +29,13 @@ class KRChain:
 METHOD_CODES = dict(odconv=1, dyconv=2, condconv=3, dcd=4, weightnet=5)
 
 
+def check_method(method: str) -> None:
+    """Raise, naming the valid methods, unless ``method`` is one."""
+    if method not in METHOD_CODES:
+        raise ValueError(f'unknown dynamic-conv method {method!r}; valid '
+                         f'methods: {list(METHOD_CODES)}')
+
+
 class DynamicLayer(nn.Module):
     """Base of the KR layers: h~ = F(cat[d, h]), alpha = KG(h~),
     d_{i+1} = K(cat[h~, alpha~]).
@@ -54,9 +61,7 @@ class DynamicLayer(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, method: str,
                  kr_dims: int = 0):
         super().__init__()
-        if method not in METHOD_CODES:
-            raise ValueError(f'unknown dynamic-conv method {method!r}; valid '
-                             f'methods: {list(METHOD_CODES)}')
+        check_method(method)
         if kr_dims < 0:
             raise ValueError(f'kr_dims must be >= 0 (0: no KR), got {kr_dims}')
         self.in_channels = in_channels
