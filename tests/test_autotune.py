@@ -131,10 +131,15 @@ def test_backbone_sets_the_path_and_names_bad_ones():
                           kernel_num=2, conv_path='autotune')
     assert {layer.path for layer in backbone.dynamic_layers.values()} == {
         'autotune'}
-    with pytest.raises(ValueError, match="conv_path must be None, 'autotune'"
-                       " or one of .*'kfold'.*got 'fastest'"):
+    with pytest.raises(ValueError, match="conv_path='fastest' is not an "
+                       r"exact path of layer1\.0\.conv1 .*'kfold'"):
         KRBackbone(dict(type='ResNet', depth=18, base_channels=8),
                    conv_path='fastest')
+    # exact for the 1x1 downsample convs of a 1x network only
+    with pytest.raises(ValueError, match="conv_path='static' is not an "
+                       r"exact path of layer1\.0\.conv1"):
+        KRBackbone(dict(type='ResNet', depth=18, base_channels=8),
+                   conv_path='static')
 
 
 def test_onnx_export_runs_the_kfold_path(tmp_path):

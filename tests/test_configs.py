@@ -15,7 +15,7 @@ from test_head_and_hook import RandomImages
 
 import mmkr  # noqa: F401
 from mmkr.models.backbones import KRBackbone
-from mmkr.models.layers import DynamicLayer, is_convertible
+from mmkr.models.layers import METHODS, DynamicLayer, is_convertible
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # The classification configs; detection and segmentation ones
@@ -164,7 +164,7 @@ def test_config_builds_and_classifies(config):
 # its own model, optimizer and hooks in a real Runner.
 METHOD_CONFIGS = sorted(
     path for path in CONFIGS
-    if path.split(osp.sep)[1] in ('dcd', 'weightnet', 'dyconv', 'condconv')
+    if path.split(osp.sep)[1] in set(METHODS) - {'odconv'}
     or osp.basename(path) in ('resnet18_odconv4.py',
                               'mobilenet-v2-050_odconv4.py',
                               'resnet18_dcd_kr.py',

@@ -46,10 +46,11 @@ def test_classifier_trains_both_branches():
 
 def test_temperature_schedule():
     hook = HOOKS.build(dict(type='KRTemperatureHook', anneal_epochs=2))
-    assert hook.temperature(0, 10) == 30.
-    assert hook.temperature(10, 10) == pytest.approx(15.5)
-    assert hook.temperature(20, 10) == 1.
-    assert hook.temperature(55, 10) == 1.
+    schedule = hook.schedule('odconv')
+    assert schedule.value(0, 10) == 30.
+    assert schedule.value(10, 10) == pytest.approx(15.5)
+    assert schedule.value(20, 10) == 1.
+    assert schedule.value(55, 10) == 1.
     with pytest.raises(ValueError, match='anneal_epochs'):
         HOOKS.build(dict(type='KRTemperatureHook', anneal_epochs=0))
 
@@ -123,6 +124,6 @@ def test_hook_anneals_across_epochs_in_a_runner(tmp_path, method):
 @pytest.mark.parametrize('method', ['condconv', 'dcd', 'weightnet'])
 def test_hook_refuses_methods_without_temperature(tmp_path, method):
     runner = temperature_runner(tmp_path, method, max_epochs=1)
-    with pytest.raises(ValueError, match='no kernel generator with a '
+    with pytest.raises(ValueError, match='no dynamic layer with a '
                        'temperature'):
         runner.train()

@@ -184,12 +184,40 @@ def test_invalid_arguments():
         DynamicConv2d(8, 8, 3, method='cbam')
     with pytest.raises(ValueError, match='needs kernel_num >= 2'):
         DynamicConv2d(8, 8, 3, method='dyconv', kernel_num=1)
-    with pytest.raises(ValueError, match='zero padding only'):
-        create_dynamic(nn.Conv2d(4, 4, 3, padding=1, padding_mode='reflect'))
+    with pytest.raises(ValueError, match="padding must be a number, a pair, "
+                       "'same' or 'valid', got 'full'"):
+        DynamicConv2d(4, 4, 3, padding='full')
+    with pytest.raises(ValueError, match="padding='same' needs stride 1"):
+        DynamicConv2d(4, 4, 3, stride=2, padding='same')
     with pytest.raises(TypeError, match='no dynamic counterpart'):
         create_dynamic(nn.Conv1d(4, 4, 3))
     with pytest.raises(ValueError, match=r'\(B, C\) or \(B, N, C\)'):
         DynamicLinear(4, 4).forward_kr(torch.randn(1, 2, 3, 4))
+
+
+@pytest.mark.parametrize('kernel_size, dilation, padding, padding_mode', [
+    (3, 1, 'same', 'zeros'),
+    (4, 1, 'same', 'zeros'),  # even extent: one more on the right, bottom
+    (3, 2, 'same', 'reflect'),
+    (3, 1, 'valid', 'zeros'),
+    (3, 1, 1, 'circular'),
+    (5, 1, (2, 1), 'replicate'),
+])
+def test_padding_as_the_static_conv(kernel_size, dilation, padding,
+                                    padding_mode):
+    """Every padding and padding mode of nn.Conv2d, on every path: each
+    sample's kernel applied by the static conv itself."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, kernel_size, dilation=dilation, padding=padding,
+                     padding_mode=padding_mode).double()
+    layer = create_dynamic(conv, kernel_num=2, kr_dims=KR_DIMS).double()
+    x = torch.randn(3, 4, 9, 8, dtype=torch.float64)
+    d = torch.randn(3, KR_DIMS, dtype=torch.float64)
+    expected, _ = reference_dynamic_conv2d(layer, x, d, conv=conv)
+    for path in layer.valid_paths():
+        layer.path = path
+        out, _ = layer.forward_kr(x, d)
+        torch.testing.assert_close(out, expected, msg=f'path {path}')
 
 
 def test_from_static_keeps_geometry():

@@ -253,7 +253,7 @@ def test_unknown_method_and_options_are_named():
     with pytest.raises(ValueError, match="unknown dynamic-conv method 'dcn'.*"
                        "'odconv', 'dyconv', 'condconv', 'dcd', 'weightnet'"):
         KRBackbone(dict(type='ResNet', depth=18), method='dcn')
-    with pytest.raises(ValueError, match='dcd has no candidate kernels'):
+    with pytest.raises(ValueError, match="kernel_num=4: method 'dcd' has no option 'kernel_num'"):
         KRBackbone(dict(type='ResNet', depth=18, base_channels=8),
                    method='dcd', kernel_num=4)
     with pytest.raises(TypeError, match='dcd has no dynamic Linear'):

@@ -22,7 +22,7 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import elementwise_flop_counter, get_shape
 from mmengine.model import BaseModel
 
-from ..models.layers import (DynamicConv2d, DynamicLayer, MixingLayer,
+from ..models.layers import (DynamicConvBase, DynamicLayer, MixingLayer,
                              SpectralKREncoder)
 
 
@@ -132,21 +132,19 @@ class _TensorForward(nn.Module):
 
 @contextmanager
 def eager_conv_paths(model: nn.Module):
-    """Trace the execution path each :class:`DynamicConv2d` takes in
-    training and evaluation. The analyzer counts a TorchScript-traced graph,
-    and while one is traced a dynamic conv swaps its batch-folded
-    ``'grouped'`` path for a batch-agnostic one
-    (:attr:`DynamicConv2d.graph_path`, up to K times the multiply-adds),
-    which only exported graphs run."""
-    convs = [m for m in model.modules() if isinstance(m, DynamicConv2d)]
-    saved = [conv.graph_path for conv in convs]
+    """Trace the execution path each dynamic conv takes in training and
+    evaluation. The analyzer counts a TorchScript-traced graph, and while
+    one is traced a dynamic conv swaps its batch-folded paths for a
+    batch-agnostic one (:attr:`DynamicConvBase.graph_path`, up to K times
+    the multiply-adds), which only exported graphs run."""
+    convs = [m for m in model.modules() if isinstance(m, DynamicConvBase)]
     for conv in convs:
-        conv.graph_path = 'grouped'
+        conv.batch_folded_paths = ()
     try:
         yield
     finally:
-        for conv, path in zip(convs, saved):
-            conv.graph_path = path
+        for conv in convs:
+            del conv.batch_folded_paths
 
 
 def flop_analyzer(

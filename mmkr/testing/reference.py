@@ -95,20 +95,30 @@ def _sample_kernel(layer, att: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
     return kernel, bias
 
 
-def reference_dynamic_conv2d(layer, x: Tensor, d: Optional[Tensor] = None
+def reference_dynamic_conv2d(layer, x: Tensor, d: Optional[Tensor] = None,
+                             conv: Optional[torch.nn.Conv2d] = None
                              ) -> Tuple[Tensor, Optional[Tensor]]:
     """x (B, C_in, H, W), d (B, D) -> y (B, C_out, H', W'), d_next (B, D).
 
     The bias is added after the filter attention (it is not scaled by it).
+    ``conv``: a static conv whose padding (and padding mode) each sample's
+    kernel is applied with, e.g. the one the layer was made from; default:
+    the layer's own zero padding.
     """
     outs, d_nexts = [], []
     for b in range(x.size(0)):
         att, d_next = reference_attention(
             layer, x[b].mean(dim=(1, 2)), None if d is None else d[b])
         kernel, bias = _sample_kernel(layer, att)
-        outs.append(
-            F.conv2d(x[b:b + 1], kernel, bias, layer.stride, layer.padding,
-                     layer.dilation, layer.groups))
+        if conv is None:
+            outs.append(
+                F.conv2d(x[b:b + 1], kernel, bias, layer.stride,
+                         layer.padding, layer.dilation, layer.groups))
+        else:
+            outs.append(
+                torch.func.functional_call(conv, dict(weight=kernel,
+                                                      bias=bias),
+                                           x[b:b + 1]))
         d_nexts.append(d_next)
     return torch.cat(outs), (None if d_nexts[0] is None else
                              torch.stack(d_nexts))

@@ -308,7 +308,7 @@ def layer_steps(shape: ConvShape, args, device: torch.device
 def paths_run(model: nn.Module, step: Callable) -> Dict[str, int]:
     """How many dynamic convs of ``model`` run each path in ``step`` (the
     autotuner's choices where a layer autotunes: cached by then)."""
-    from mmkr.models.layers import DynamicConv2d
+    from mmkr.models.layers import DynamicConvBase
     counts: Dict[str, int] = {}
 
     def record(layer, args):
@@ -317,7 +317,7 @@ def paths_run(model: nn.Module, step: Callable) -> Dict[str, int]:
 
     handles = [
         m.register_forward_pre_hook(record) for m in model.modules()
-        if isinstance(m, DynamicConv2d)
+        if isinstance(m, DynamicConvBase)
     ]
     try:
         step()
@@ -502,7 +502,7 @@ def run_model(args, device: torch.device):
     print('paths of the dynamic convs in a KR training step (conv_path='
           f'{args.conv_path or "rule"}): ' +
           (', '.join(f'{path} {n}' for path, n in sorted(counts.items()))
-           or 'none (the model has no DynamicConv2d)'))
+           or 'none (the model has no dynamic conv)'))
 
 
 def main():

@@ -63,12 +63,6 @@ PRESETS = {
                      'odconv1', 'odconv4', 'kr1', 'kr4')
     ]
 }
-METHOD_NAMES = dict(
-    odconv='ODConv',
-    dyconv='DyConv',
-    condconv='CondConv',
-    dcd='DCD',
-    weightnet='WeightNet')
 # vis_tsne.py's defaults
 TSNE_OPTIONS = dict(kernel_dims=4096, perplexity=30., batch_size=64, seed=0)
 TABLE_COLUMNS = ('method', 'config', 'top-1 (%)', 'top-1 per seed',
@@ -371,16 +365,17 @@ def step_times(bench, models: dict, runs: Dict[str, List[Run]],
 
 def method_label(cfg: Config) -> str:
     """'static', 'KR 4x', 'ODConv 1x', 'DCD', 'KR on DCD', ..."""
-    from mmkr.models.layers import MIXING_METHODS
+    from mmkr.models.layers import get_method
     backbone = cfg.model.backbone
     if backbone.type != 'KRBackbone':
         return 'static'
-    method = backbone.get('method', 'odconv')
-    label = METHOD_NAMES[method]
+    method = get_method(backbone.get('method', 'odconv'))
+    label = method.display_name
     if backbone.get('with_kr', True):
-        label = 'KR' if method == 'odconv' else f'KR on {label}'
-    if method in MIXING_METHODS:
-        label += f' {backbone.get("kernel_num", 1)}x'
+        label = 'KR' if method.name == 'odconv' else f'KR on {label}'
+    if method.size_option is not None:
+        options = {**backbone.get('method_cfg', {}), **backbone}
+        label += f' {options.get(method.size_option, 1)}x'
     return label
 
 

@@ -4,66 +4,92 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from ...models.layers import KernelGenerator
+from ...models.layers import (METHODS, DynamicLayer, TemperatureSchedule,
+                              get_method)
 
 DATA_BATCH = Optional[dict]
 
 
 @HOOKS.register_module()
 class KRTemperatureHook(Hook):
-    """Anneals the attention temperature T of every kernel generator that
-    has one (ODConv's and DyConv's; CondConv, DCD and WeightNet have none,
-    and a model without any is refused).
+    """Anneals the temperature of every dynamic layer whose method has one
+    (the method registry's ``temperature``: ODConv's and DyConv's T,
+    KernelWarehouse's τ); a model without any is refused.
 
-    T falls linearly from ``init_temperature`` to ``final_temperature`` over
-    the first ``anneal_epochs`` epochs, updated every iteration, and stays at
-    ``final_temperature`` after (ODConv's and DyConv's schedule). T is a
-    buffer of each generator, so checkpoints carry it and a resumed run or a
-    test of a mid-schedule checkpoint uses the T that training used.
+    The temperature falls linearly, updated every iteration, from
+    ``init_temperature`` to ``final_temperature`` over the first
+    ``anneal_epochs`` epochs and stays at ``final_temperature`` after. Each
+    of the three left None is the method's own (ODConv and DyConv: 30 to 1
+    over 10 epochs; KernelWarehouse: 1 to 0). The temperature is a buffer
+    of each generator, so checkpoints carry it and a resumed run or a test
+    of a mid-schedule checkpoint uses the one that training used.
 
     Args:
-        init_temperature (float): T at the first iteration. Defaults to 30.
-        final_temperature (float): T from ``anneal_epochs`` on. Defaults to 1.
-        anneal_epochs (float): length of the annealing. Defaults to 10.
+        init_temperature (float, optional): the temperature at the first
+            iteration.
+        final_temperature (float, optional): the temperature from
+            ``anneal_epochs`` on.
+        anneal_epochs (float, optional): length of the annealing.
     """
 
     priority = 'NORMAL'
 
-    def __init__(self, init_temperature: float = 30.,
-                 final_temperature: float = 1., anneal_epochs: float = 10.):
-        if anneal_epochs <= 0:
+    def __init__(self, init_temperature: Optional[float] = None,
+                 final_temperature: Optional[float] = None,
+                 anneal_epochs: Optional[float] = None):
+        if anneal_epochs is not None and anneal_epochs <= 0:
             raise ValueError(f'anneal_epochs must be > 0, got {anneal_epochs}')
-        if init_temperature <= 0 or final_temperature <= 0:
-            raise ValueError('temperatures must be > 0, got '
-                             f'{init_temperature} and {final_temperature}')
-        self.init_temperature = init_temperature
-        self.final_temperature = final_temperature
-        self.anneal_epochs = anneal_epochs
+        for name, value in (('init_temperature', init_temperature),
+                            ('final_temperature', final_temperature)):
+            if value is not None and value < 0:
+                raise ValueError(f'{name} must be >= 0, got {value}')
+        self.overrides = dict(init=init_temperature, final=final_temperature,
+                              epochs=anneal_epochs)
 
-    def temperature(self, iteration: int, iters_per_epoch: int) -> float:
-        progress = iteration / (self.anneal_epochs * iters_per_epoch)
-        return self.final_temperature + max(0., 1. - progress) * (
-            self.init_temperature - self.final_temperature)
+    def schedule(self, method: str) -> TemperatureSchedule:
+        """``method``'s schedule with this hook's arguments in place of its
+        own; raises where the method divides by a temperature that the
+        schedule takes to 0."""
+        own = get_method(method).temperature
+        schedule = TemperatureSchedule(
+            **{
+                key: getattr(own, key) if value is None else value
+                for key, value in self.overrides.items()
+            },
+            positive=own.positive)
+        if schedule.positive and min(schedule.init, schedule.final) <= 0:
+            raise ValueError(
+                f'{method} divides its logits by the temperature: '
+                f'init_temperature and final_temperature must be > 0, got '
+                f'{schedule.init} and {schedule.final}')
+        return schedule
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: DATA_BATCH = None) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        value = self.temperature(runner.iter, len(runner.train_dataloader))
-        for temperature in self._temperatures(model):
-            temperature.fill_(value)
+        iters_per_epoch = len(runner.train_dataloader)
+        for method, temperatures in self._temperatures(model).items():
+            value = self.schedule(method).value(runner.iter, iters_per_epoch)
+            for temperature in temperatures:
+                temperature.fill_(value)
 
     @staticmethod
-    def _temperatures(model) -> list:
-        temperatures = [
-            module.temperature for module in model.modules()
-            if isinstance(module, KernelGenerator)
-            and hasattr(module, 'temperature')
-        ]
-        if not temperatures:
+    def _temperatures(model) -> dict:
+        """The temperature buffers of ``model``'s dynamic layers, by
+        method."""
+        found: dict = {}
+        for module in model.modules():
+            if (isinstance(module, DynamicLayer)
+                    and get_method(module.method).temperature is not None):
+                found.setdefault(module.method, []).append(
+                    module.generator.temperature)
+        if not found:
             raise ValueError(
-                'KRTemperatureHook found no kernel generator with a '
-                'temperature in the model: only ODConv, DyConv and KR layers '
-                'on them anneal one; remove the hook from the config of a '
-                'CondConv, DCD or WeightNet model')
-        return temperatures
+                'KRTemperatureHook found no dynamic layer with a '
+                'temperature in the model: only the methods whose registry '
+                'entry has one anneal it (' + ', '.join(
+                    m.name for m in METHODS.values()
+                    if m.temperature is not None) +
+                '); remove the hook from the config of another method')
+        return found

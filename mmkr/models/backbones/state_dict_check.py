@@ -59,7 +59,11 @@ def check_kr_state_dict(backbone: nn.Module, state_dict: dict, prefix: str,
     """Pre-hook of :class:`KRBackbone`: its tensors outside the dynamic
     layers (stem, norms, d_0 encoder) are all there, with their shapes, and
     nothing else is. A checkpoint without any kernel generator is a static
-    one and needs converting first."""
+    one and needs converting first. A checkpoint of another method is
+    named as such first: its other tensors (a method's network state) would
+    otherwise read as another architecture."""
+    for name, layer in backbone.dynamic_layers.items():
+        layer.check_method_code(state_dict, f'{prefix}backbone.{name}.')
     layers = tuple(f'{prefix}backbone.{name}.'
                    for name in backbone.dynamic_names)
     own = {

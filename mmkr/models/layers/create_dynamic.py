@@ -2,14 +2,8 @@
 import torch.nn as nn
 from mmcv.cnn.bricks import wrappers
 
-from .dcd import DCDConv2d
-from .dynamic_conv import DynamicConv2d
-from .dynamic_layer import METHOD_CODES, DynamicLayer, check_method
-from .dynamic_linear import DynamicLinear
-from .kernel_generator import MIXING_METHODS
-from .weightnet import WeightNetConv2d
-
-METHODS = tuple(METHOD_CODES)
+from .dynamic_layer import DynamicLayer
+from .registry import get_method
 
 # mmcv's wrappers (used by mmcv's FFN in every mmpretrain transformer) differ
 # from torch's layers only for empty inputs on torch < 1.6.
@@ -18,23 +12,6 @@ STATIC_TYPES = {
     nn.Linear: nn.Linear,
     wrappers.Conv2d: nn.Conv2d,
     wrappers.Linear: nn.Linear,
-}
-
-# The dynamic layer of each method for each static layer type.
-DYNAMIC_LAYERS = {
-    **{
-        method: {
-            nn.Conv2d: DynamicConv2d,
-            nn.Linear: DynamicLinear
-        }
-        for method in MIXING_METHODS
-    },
-    'dcd': {
-        nn.Conv2d: DCDConv2d
-    },
-    'weightnet': {
-        nn.Conv2d: WeightNetConv2d
-    },
 }
 
 
@@ -48,18 +25,16 @@ def create_dynamic(module: nn.Module, method: str = 'odconv',
                    **kwargs) -> DynamicLayer:
     """Build the ``method`` layer with ``module``'s shape; ``kwargs`` are the
     options of that layer (e.g. ``kernel_num``, ``kr_dims``)."""
-    check_method(method)
+    spec = get_method(method)
     if not is_convertible(module):
         raise TypeError(f'no dynamic counterpart for {type(module).__name__}'
                         f'; convertible: '
                         f'{[t.__name__ for t in STATIC_TYPES]}')
-    layers = DYNAMIC_LAYERS[method]
     static_type = STATIC_TYPES[type(module)]
-    if static_type not in layers:
+    if static_type not in spec.layers:
         raise TypeError(
             f'{method} has no dynamic {static_type.__name__}; it replaces '
-            f'{[t.__name__ for t in layers]} only: keep the others static '
-            '(static_layers)')
-    if method in MIXING_METHODS:
-        kwargs['method'] = method
-    return layers[static_type].from_static(module, **kwargs)
+            f'{[t.__name__ for t in spec.layers]} only: keep the others '
+            'static (static_layers)')
+    return spec.layers[static_type].from_static(module, **spec.layer_kwargs,
+                                                **kwargs)

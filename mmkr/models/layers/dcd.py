@@ -1,17 +1,15 @@
 """Dynamic convolution decomposition (DCD, Li et al., ICLR 2021) with the KR
 path: W(x) = Λ(x) W_0 + P Φ(x) Q^T."""
 import math
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.modules.utils import _pair
 
-from .dynamic_conv import (conv_dtype, conv_repr, is_channels_last,
-                           static_conv_args)
-from .dynamic_layer import DynamicLayer
-from .per_sample_conv import conv_output_size, per_sample_conv2d
+from .dynamic_conv_base import DynamicConvBase, conv_dtype
+from .per_sample_conv import per_sample_conv2d
+from .registry import DynamicMethod, register_method
 from .representation import SqueezeExciteFusion, dcd_hard_sigmoid
 
 DCD_LAYOUTS = ('resnet_basic', 'resnet_bottleneck', 'mobilenetv2')
@@ -97,7 +95,7 @@ class DCDGenerator(nn.Module):
                             dcd_hard_sigmoid(scale))
 
 
-class DCDConv2d(DynamicLayer):
+class DCDConv2d(DynamicConvBase):
     """y = Λ ⊙ conv(X, W_0) + P (BN_2(Φ Z) + Z), Z = BN_1(Q^T X), per sample.
 
     DCD's dynamic convolution: the static kernel W_0 scaled per output
@@ -114,7 +112,8 @@ class DCDConv2d(DynamicLayer):
     Q^T X has the conv's output size only where the conv pads to keep it
     ('same' padding: 2·padding = dilation·(k - 1)); DCD has no grouped form.
 
-    Execution (:meth:`select_path`, or :attr:`path` forced): ``'latent'``
+    Execution (:meth:`rule_path`, or :attr:`path` as
+    :class:`DynamicConvBase` sets it): ``'latent'``
     runs the latent path on feature maps, as the authors do (needed in
     training, where the norms use batch statistics); ``'merged'`` (eval
     mode, where it costs fewer multiply-adds: on large maps) folds it into
@@ -126,6 +125,7 @@ class DCDConv2d(DynamicLayer):
         groups, bias: as for :class:`torch.nn.Conv2d` (groups must be 1).
         layout (str): one of :data:`DCD_LAYOUTS`.
         fc_squeeze (int): A's divisor in the MobileNetV2 layout.
+        padding_mode (str): 'zeros' only.
         kr_dims (int): D, the size of d; 0: plain DCD.
         generate_kr (bool): see :meth:`DynamicLayer.build_kr_generator`.
 
@@ -134,28 +134,30 @@ class DCDConv2d(DynamicLayer):
         -> y: (B, C_out, H', W'), d_{i+1}: (B, D) or None
     """
 
+    batch_folded_paths = ('merged', )
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size,
                  stride=1, padding=0, dilation=1, groups: int = 1,
                  bias: bool = False, layout: str = 'resnet_basic',
-                 fc_squeeze: int = 16, kr_dims: int = 0,
-                 generate_kr: bool = True):
-        super().__init__(in_channels, out_channels, 'dcd', kr_dims)
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = _pair(padding)
-        self.dilation = _pair(dilation)
+                 fc_squeeze: int = 16, padding_mode: str = 'zeros',
+                 kr_dims: int = 0, generate_kr: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, stride,
+                         padding, dilation, groups, padding_mode, 'dcd',
+                         kr_dims)
         if groups != 1:
             raise ValueError(
                 f'DCD has no form for grouped convs (groups={groups}); keep '
                 'them static (static_layers), as DCD\'s MobileNetV2 keeps '
                 'its depthwise convs')
-        if any(2 * p != dil * (k - 1) for p, dil, k in zip(
-                self.padding, self.dilation, self.kernel_size)):
+        if self.input_padding is not None or any(
+                2 * p != dil * (k - 1) for p, dil, k in zip(
+                    self.padding, self.dilation, self.kernel_size)):
             raise ValueError(
-                f'DCD needs a conv whose padding keeps the size (2·padding '
-                f'= dilation·(k - 1)), got kernel {self.kernel_size}, '
-                f'padding {self.padding}, dilation {self.dilation}')
-        self.groups = 1
+                f'DCD needs a zero-padded conv whose padding keeps the size '
+                f'(2·padding = dilation·(k - 1)), got kernel '
+                f'{self.kernel_size}, padding {padding}, dilation '
+                f'{self.dilation}, padding_mode {padding_mode!r}')
+        self.graph_path = 'latent'
         self.sizes = dcd_sizes(in_channels, out_channels, layout, fc_squeeze)
         if self.sizes.squeeze < 1:
             raise ValueError(
@@ -174,7 +176,6 @@ class DCDConv2d(DynamicLayer):
                                           kr_dims, self.sizes.squeeze)
         self.generator = DCDGenerator(self.sizes.squeeze, out_channels, dim)
         self.build_kr_generator(generate_kr)
-        self.path: Optional[str] = None
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -188,24 +189,25 @@ class DCDConv2d(DynamicLayer):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def extra_repr(self) -> str:
-        return (f'{conv_repr(self)}, pool={self.sizes.pool}, '
-                f'dim={self.sizes.dim}, squeeze={self.sizes.squeeze}, '
-                f'kr_dims={self.kr_dims}, path={self.path or "auto"}')
+    def options_repr(self) -> str:
+        return (f'pool={self.sizes.pool}, dim={self.sizes.dim}, '
+                f'squeeze={self.sizes.squeeze}')
 
-    def select_path(self, height: int, width: int) -> str:
-        """:attr:`path` if set; else ``'merged'`` where the norms are in eval
-        mode (fixed statistics), the kernel has a centre tap (odd k) and
-        merging costs fewer multiply-adds than the latent path on an
-        ``height`` x ``width`` input; ``'latent'`` otherwise."""
-        if self.path is not None:
-            return self.path
+    def valid_paths(self) -> List[str]:
+        """``'latent'``; ``'merged'`` too where the norms are in eval mode
+        (fixed statistics) and the kernel has a centre tap (odd k)."""
         if self.bn1.training or self.bn2.training or not all(
                 k % 2 for k in self.kernel_size):
+            return ['latent']
+        return ['latent', 'merged']
+
+    def rule_path(self, height: int, width: int) -> str:
+        """``'merged'`` where it is exact and costs fewer multiply-adds than
+        the latent path on an ``height`` x ``width`` input, else
+        ``'latent'``."""
+        if 'merged' not in self.valid_paths():
             return 'latent'
-        out_h, out_w = conv_output_size((height, width), self.kernel_size,
-                                        self.stride, self.padding,
-                                        self.dilation)
+        out_h, out_w = self.output_size(height, width)
         cin, cout, dim = self.in_channels, self.out_channels, self.sizes.dim
         latent = out_h * out_w * (cin * dim + dim * dim + dim * cout)
         merged = cout * dim * (dim + cin) + self.weight.numel()
@@ -217,13 +219,7 @@ class DCDConv2d(DynamicLayer):
         h = (x.mean(dim=(2, 3)) if pool == 1 else
              F.adaptive_avg_pool2d(x, pool).flatten(1))
         att, d_next = self.attend(h, d)
-        out = getattr(self, f'_forward_{self.select_path(*x.shape[-2:])}')(
-            x, att)
-        if self.bias is not None:
-            out = out + self.bias.view(1, -1, 1, 1).to(out.dtype)
-        if is_channels_last(x):
-            out = out.contiguous(memory_format=torch.channels_last)
-        return out, d_next
+        return self.finish(self.run_path(x, att), x, self.bias), d_next
 
     def _forward_latent(self, x: torch.Tensor,
                         att: DCDAttention) -> torch.Tensor:
@@ -264,7 +260,7 @@ class DCDConv2d(DynamicLayer):
                                 list(self.dilation), 1)
         return out + bias.unsqueeze(3).to(out.dtype)
 
-    @classmethod
-    def from_static(cls, conv: nn.Conv2d, **kwargs) -> 'DCDConv2d':
-        """A DCD conv with ``conv``'s geometry and bias setting."""
-        return cls(*static_conv_args(conv), **kwargs)
+
+register_method(
+    DynamicMethod(name='dcd', code=4, display_name='DCD',
+                  layers={nn.Conv2d: DCDConv2d}))

@@ -6,10 +6,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 
-from .autotune import AUTOTUNER, detached_inputs
+from .dynamic_conv_base import DynamicConvBase, conv_dtype, unfold_wins
 from .dynamic_layer import MixingLayer
+from .dynamic_linear import DynamicLinear
 from .kernel_generator import KernelAttention
-from .per_sample_conv import conv_output_size, per_sample_conv2d
+from .per_sample_conv import per_sample_conv2d
+from .registry import DynamicMethod, TemperatureSchedule, register_method
 
 CONV_PATHS = ('static', 'pointwise', 'grouped', 'mixed', 'unfold', 'kfold')
 
@@ -66,59 +68,7 @@ def select_conv_path(kernel_num: int, has_spatial: bool, kernel_size,
     return 'grouped'
 
 
-def unfold_wins(out_positions: int, out_channels: int, groups: int) -> bool:
-    """True where applying per-sample kernels to the unfolded input beats the
-    batch-folded grouped conv: fewer than half as many output positions as
-    output channels per group (see :func:`select_conv_path`)."""
-    return 2 * out_positions < out_channels // groups
-
-
-def static_conv_args(conv: nn.Conv2d) -> tuple:
-    """(in, out, kernel_size, stride, padding, dilation, groups, bias) of a
-    zero-padded conv with numeric padding, the convs a dynamic one can
-    replace."""
-    if conv.padding_mode != 'zeros':
-        raise ValueError(
-            f'dynamic convs support zero padding only; {conv} uses '
-            f'padding_mode={conv.padding_mode!r}')
-    if isinstance(conv.padding, str):
-        raise ValueError(
-            f'dynamic convs need numeric padding; {conv} uses '
-            f'padding={conv.padding!r}')
-    return (conv.in_channels, conv.out_channels, conv.kernel_size,
-            conv.stride, conv.padding, conv.dilation, conv.groups,
-            conv.bias is not None)
-
-
-def conv_repr(layer: nn.Module) -> str:
-    """The geometry of a dynamic conv as ``nn.Conv2d`` prints it."""
-    return (f'{layer.in_channels}, {layer.out_channels}, '
-            f'kernel_size={layer.kernel_size}, stride={layer.stride}, '
-            f'padding={layer.padding}, dilation={layer.dilation}, '
-            f'groups={layer.groups}')
-
-
-def is_channels_last(x: torch.Tensor) -> bool:
-    """True for a 4D tensor laid out channels_last (and not also
-    contiguous, as a tensor with one channel or one pixel is)."""
-    return (x.dim() == 4 and not x.is_contiguous()
-            and x.is_contiguous(memory_format=torch.channels_last))
-
-
-def exporting_graph() -> bool:
-    """True while the ONNX exporter or TorchScript's tracer records a graph:
-    both would bake the batch size of a batch-folded conv into it."""
-    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
-
-
-def conv_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype a conv on ``x`` computes in: autocast's where it is on."""
-    device = x.device.type
-    return (torch.get_autocast_dtype(device)
-            if torch.is_autocast_enabled(device) else x.dtype)
-
-
-class DynamicConv2d(MixingLayer):
+class DynamicConv2d(DynamicConvBase, MixingLayer):
     """Y = f ⊙ conv(c ⊙ X, Σ_k a_k · (s ⊙ W_k)) + Σ_k a_k b_k, per sample.
 
     c, f, s and a are the channel, filter, spatial and kernel attentions of
@@ -169,16 +119,21 @@ class DynamicConv2d(MixingLayer):
     ``'grouped'`` runs as the custom operator :func:`per_sample_conv2d`, so
     ``torch.compile(dynamic=True)`` keeps one graph for every batch size.
     While the ONNX exporter or TorchScript's tracer records a graph (see
-    :func:`exporting_graph`), ``'grouped'`` gives way to :attr:`graph_path`,
+    :func:`~.dynamic_conv_base.exporting_graph`), ``'grouped'`` gives way to :attr:`graph_path`,
     the batch-agnostic ``'mixed'`` or ``'unfold'``: the batch size is then
     never a conv's ``groups``, so one exported graph serves every batch
     size. All paths compute the same function.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation,
-        groups, bias: as for :class:`torch.nn.Conv2d`.
+        groups, bias, padding_mode: as for :class:`torch.nn.Conv2d`
+            (:class:`DynamicConvBase`).
         kernel_num (int): K, the number of candidate kernels.
-        **kwargs: the method and KR options of :class:`MixingLayer`.
+        method (str): 'odconv', 'dyconv' or 'condconv'.
+        kr_dims (int): D, the size of d; 0 switches KR off.
+        **kwargs: the further options of
+            :meth:`MixingLayer.build_mixing_attention` (``reduction``,
+            ``norm``, ``generate_kr``, ...).
 
     Shapes:
         x: (B, C_in, H, W), d: (B, D) or None
@@ -188,27 +143,21 @@ class DynamicConv2d(MixingLayer):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size,
                  stride=1, padding=0, dilation=1, groups: int = 1,
-                 bias: bool = False, kernel_num: int = 1, **kwargs):
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f'in_channels ({in_channels}) and out_channels '
-                f'({out_channels}) must be divisible by groups ({groups})')
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = _pair(padding)
-        self.dilation = _pair(dilation)
-        self.groups = groups
-        depthwise = groups == in_channels == out_channels
-        super().__init__(in_channels, out_channels,
-                         self.kernel_size[0] * self.kernel_size[1],
-                         kernel_num, depthwise, **kwargs)
+                 bias: bool = False, kernel_num: int = 1,
+                 padding_mode: str = 'zeros', method: str = 'odconv',
+                 kr_dims: int = 0, **kwargs):
+        super().__init__(in_channels, out_channels, kernel_size, stride,
+                         padding, dilation, groups, padding_mode, method,
+                         kr_dims)
+        self.build_mixing_attention(
+            self.kernel_size[0] * self.kernel_size[1], kernel_num,
+            groups == in_channels == out_channels, method, **kwargs)
         self.weight = nn.Parameter(
             torch.empty(kernel_num, out_channels, in_channels // groups,
                         *self.kernel_size))
         self.bias = (nn.Parameter(torch.empty(kernel_num, out_channels))
                      if bias else None)
         self.has_spatial = self.generator.head_sizes['spatial'] > 0
-        self.path: Optional[str] = None
         self.graph_path = select_conv_path(
             kernel_num, self.has_spatial, self.kernel_size, groups,
             self.padding, batch_agnostic=True)
@@ -223,26 +172,18 @@ class DynamicConv2d(MixingLayer):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def extra_repr(self) -> str:
-        return (f'{conv_repr(self)}, kernel_num={self.kernel_num}, '
-                f'kr_dims={self.kr_dims}, path={self.path or "auto"}')
+    def options_repr(self) -> str:
+        return f'kernel_num={self.kernel_num}'
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor,
               groups: int) -> torch.Tensor:
         return F.conv2d(x, weight, None, self.stride, self.padding,
                         self.dilation, groups)
 
-    def _output_size(self, h: int, w: int) -> Tuple[int, int]:
-        return conv_output_size((h, w), self.kernel_size, self.stride,
-                                self.padding, self.dilation)
-
-    def select_path(self, height: int, width: int) -> str:
-        """The eager path for an input of ``height`` x ``width``:
-        :attr:`path` if it names one, else :func:`select_conv_path`'s
-        choice."""
-        if self.path not in (None, 'autotune'):
-            return self.path
-        out_h, out_w = self._output_size(height, width)
+    def rule_path(self, height: int, width: int) -> str:
+        """:func:`select_conv_path`'s choice for an input of ``height`` x
+        ``width``."""
+        out_h, out_w = self.output_size(height, width)
         return select_conv_path(self.kernel_num, self.has_spatial,
                                 self.kernel_size, self.groups, self.padding,
                                 self.out_channels, out_h * out_w)
@@ -326,7 +267,7 @@ class DynamicConv2d(MixingLayer):
             kernels = (att.kernel @ self.weight.flatten(1).to(
                 att.kernel.dtype)).view(b, self.groups, -1, cols.size(2))
         out = torch.matmul(kernels.to(cols.dtype), cols)
-        return out.reshape(b, self.out_channels, *self._output_size(h, w))
+        return out.reshape(b, self.out_channels, *self.output_size(h, w))
 
     def valid_paths(self) -> List[str]:
         """The exact paths for this layer's geometry and attentions."""
@@ -339,50 +280,6 @@ class DynamicConv2d(MixingLayer):
         if self.kernel_num > 1 and not self.has_spatial:
             paths.append('mixed')
         return paths
-
-    def execution_path(self, x: torch.Tensor, att: KernelAttention) -> str:
-        """The path of this call: the autotuner's choice with
-        ``path='autotune'`` (never while compiling or exporting, where the
-        rule decides), else :meth:`select_path`'s; :attr:`graph_path` in
-        place of ``'grouped'`` while a graph is exported."""
-        exporting = exporting_graph()
-        if (self.path == 'autotune' and not exporting
-                and not torch.compiler.is_compiling()):
-            return self._autotuned_path(x, att)
-        path = self.select_path(*x.shape[-2:])
-        return self.graph_path if path == 'grouped' and exporting else path
-
-    def _autotuned_path(self, x: torch.Tensor, att: KernelAttention) -> str:
-        """The fastest of :meth:`valid_paths` for this signature, timed
-        forward (and backward where autograd records) on copies of the
-        inputs, once per process (:data:`AUTOTUNER`)."""
-        grad = torch.is_grad_enabled()
-        signature = (self.in_channels, self.out_channels, self.kernel_size,
-                     self.stride, self.padding, self.dilation, self.groups,
-                     self.kernel_num, self.has_spatial, tuple(x.shape),
-                     conv_dtype(x), x.device, is_channels_last(x), grad)
-
-        def runner(path: str):
-
-            def run():
-                x_copy, *att_copy = detached_inputs([x, *att], grad)
-                out = getattr(self, f'_forward_{path}')(
-                    x_copy, KernelAttention(*att_copy))
-                if grad:
-                    leaves = [
-                        t for t in (x_copy, *att_copy, self.weight)
-                        if t is not None and t.requires_grad
-                    ]
-                    torch.autograd.grad(out, leaves, torch.ones_like(out),
-                                        allow_unused=True)
-
-            return run
-
-        return AUTOTUNER.choose(
-            signature, self.valid_paths(), runner,
-            f'{self.in_channels}->{self.out_channels} '
-            f'k={self.kernel_size} s={self.stride} g={self.groups} '
-            f'K={self.kernel_num} on {tuple(x.shape)} {conv_dtype(x)}')
 
     def _forward_kfold(self, x, att):
         """Σ_k a_k W_k (s ⊙ unfold(X)): one static GEMM per group applies
@@ -410,26 +307,31 @@ class DynamicConv2d(MixingLayer):
         else:
             out = torch.einsum('gkobl,bk->bgol', out,
                                att.kernel.to(out.dtype))
-        return out.reshape(b, self.out_channels, *self._output_size(h, w))
+        return out.reshape(b, self.out_channels, *self.output_size(h, w))
 
     def forward_kr(self, x: torch.Tensor, d: Optional[torch.Tensor] = None
                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         att, d_next = self.attend(x.mean(dim=(2, 3)), d)
-        channels_last = is_channels_last(x)
+        out = x
         if att.channel is not None:
-            x = x * att.channel[:, :, None, None].to(x.dtype)
-        path = self.execution_path(x, att)
-        out = getattr(self, f'_forward_{path}')(x, att)
+            out = out * att.channel[:, :, None, None].to(x.dtype)
+        out = self.run_path(out, att)
         if att.filter is not None:
             out = out * att.filter[:, :, None, None].to(out.dtype)
-        bias = self._mixed_bias(att)
-        if bias is not None:
-            out = out + bias.to(out.dtype).view(-1, self.out_channels, 1, 1)
-        if channels_last:
-            out = out.contiguous(memory_format=torch.channels_last)
-        return out, d_next
+        return self.finish(out, x, self._mixed_bias(att)), d_next
 
-    @classmethod
-    def from_static(cls, conv: nn.Conv2d, **kwargs) -> 'DynamicConv2d':
-        """A dynamic conv with ``conv``'s geometry and bias setting."""
-        return cls(*static_conv_args(conv), **kwargs)
+
+# ODConv's and DyConv's authors anneal T from 30 to 1 over 10 epochs;
+# CondConv's routing has no temperature.
+_ANNEALED_T = TemperatureSchedule(init=30., final=1., epochs=10.)
+for _name, _code, _display, _schedule in (
+        ('odconv', 1, 'ODConv', _ANNEALED_T),
+        ('dyconv', 2, 'DyConv', _ANNEALED_T),
+        ('condconv', 3, 'CondConv', None)):
+    register_method(
+        DynamicMethod(
+            name=_name, code=_code, display_name=_display,
+            layers={nn.Conv2d: DynamicConv2d, nn.Linear: DynamicLinear},
+            options=('kernel_num', 'reduction', 'attention_norm'),
+            layer_kwargs=dict(method=_name), size_option='kernel_num',
+            temperature=_schedule))

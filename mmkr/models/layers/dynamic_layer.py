@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from .kernel_generator import mixing_attention
+from .registry import get_method, method_of_code
 from .representation import KRGenerator
 
 
@@ -21,19 +22,6 @@ class KRChain:
 
     def __init__(self):
         self.d: Optional[torch.Tensor] = None
-
-
-# The method a layer was built with, recorded in its state dict as a code
-# that never changes meaning: checkpoints of DyConv and CondConv, say, can then
-# be told apart even where their tensors had the same shapes.
-METHOD_CODES = dict(odconv=1, dyconv=2, condconv=3, dcd=4, weightnet=5)
-
-
-def check_method(method: str) -> None:
-    """Raise, naming the valid methods, unless ``method`` is one."""
-    if method not in METHOD_CODES:
-        raise ValueError(f'unknown dynamic-conv method {method!r}; valid '
-                         f'methods: {list(METHOD_CODES)}')
 
 
 class DynamicLayer(nn.Module):
@@ -52,8 +40,8 @@ class DynamicLayer(nn.Module):
     Args:
         in_channels (int): C_in.
         out_channels (int): C_out.
-        method (str): the dynamic-conv method, a key of
-            :data:`METHOD_CODES`.
+        method (str): the dynamic-conv method, a name in the method
+            registry (:data:`~mmkr.models.layers.registry.METHODS`).
         kr_dims (int): D, the size of d; 0 switches KR off (the plain
             method).
     """
@@ -61,14 +49,14 @@ class DynamicLayer(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, method: str,
                  kr_dims: int = 0):
         super().__init__()
-        check_method(method)
+        code = get_method(method).code
         if kr_dims < 0:
             raise ValueError(f'kr_dims must be >= 0 (0: no KR), got {kr_dims}')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.method = method
         self.kr_dims = kr_dims
-        self.register_buffer('method_code', torch.tensor(METHOD_CODES[method]))
+        self.register_buffer('method_code', torch.tensor(code))
         self.chain: Optional[KRChain] = None
 
     def build_kr_generator(self, generate_kr: bool = True):
@@ -83,19 +71,27 @@ class DynamicLayer(nn.Module):
                         self.kr_dims)
             if self.kr_dims and generate_kr else None)
 
+    def _where(self, prefix: str) -> str:
+        return (f'dynamic layer {prefix.rstrip(".")!r} '
+                f'({type(self).__name__}, method={self.method!r}')
+
+    def check_method_code(self, state_dict: dict, prefix: str) -> None:
+        """Raise, naming both methods, where ``state_dict`` holds a layer of
+        another method at ``prefix``."""
+        saved = state_dict.get(prefix + 'method_code')
+        if saved is not None and int(saved) != self.method_code:
+            other = method_of_code(int(saved))
+            raise ValueError(
+                f'checkpoint does not match {self._where(prefix)}): it holds '
+                f'a {other.name if other else "unknown"!r} layer there, this '
+                f'model a {self.method!r} one')
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # PyTorch reports a shape mismatch as one entry in a list that
         # mmengine's non-strict loading only logs; a checkpoint with other
         # kernels would then run with this layer's random ones.
-        where = (f'dynamic layer {prefix.rstrip(".")!r} '
-                 f'({type(self).__name__}, method={self.method!r}')
-        saved = state_dict.get(prefix + 'method_code')
-        if saved is not None and int(saved) != METHOD_CODES[self.method]:
-            other = {v: k for k, v in METHOD_CODES.items()}.get(int(saved))
-            raise ValueError(
-                f'checkpoint does not match {where}): it holds a '
-                f'{other or "unknown"!r} layer there, this model a '
-                f'{self.method!r} one')
+        where = self._where(prefix)
+        self.check_method_code(state_dict, prefix)
         for name, tensor in self.state_dict().items():
             saved = state_dict.get(prefix + name)
             if saved is not None and saved.shape != tensor.shape:
@@ -132,36 +128,36 @@ class DynamicLayer(nn.Module):
 
 class MixingLayer(DynamicLayer):
     """Base of the candidate-mixing layers (ODConv, DyConv, CondConv): K
-    candidate kernels and the attentions of :class:`KernelGenerator`.
+    candidate kernels and the attentions of :class:`KernelGenerator`,
+    built by :meth:`build_mixing_attention` from the subclass's
+    constructor."""
 
-    Args:
-        in_channels (int): C_in.
-        out_channels (int): C_out.
-        kernel_positions (int): k*k of the candidate kernels.
-        kernel_num (int): K, the number of candidate kernels.
-        depthwise (bool): a depthwise conv has no filter attention.
-        method (str): one of :data:`MIXING_METHODS`.
-        reduction (float, optional): A = max(C_in * reduction, minimum);
-            None: the method's own (ODConv 1/16, DyConv 1/4).
-        kr_dims (int): D, the size of d; 0 switches KR off.
-        generate_kr (bool): see :meth:`DynamicLayer.build_kr_generator`.
-        norm (str): the norm of ODConv's F, 'ln' (any batch size) or 'bn'
-            (ODConv's).
-        fusion_bias (bool): a bias in ODConv's F (see
-            :func:`mixing_attention`).
-    """
+    def build_mixing_attention(self, kernel_positions: int,
+                               kernel_num: int = 1, depthwise: bool = False,
+                               method: str = 'odconv',
+                               reduction: Optional[float] = None,
+                               generate_kr: bool = True, norm: str = 'ln',
+                               fusion_bias: bool = False):
+        """F, KG and K of this layer.
 
-    def __init__(self, in_channels: int, out_channels: int,
-                 kernel_positions: int, kernel_num: int = 1,
-                 depthwise: bool = False, method: str = 'odconv',
-                 reduction: Optional[float] = None, kr_dims: int = 0,
-                 generate_kr: bool = True, norm: str = 'ln',
-                 fusion_bias: bool = False):
-        super().__init__(in_channels, out_channels, method, kr_dims)
+        Args:
+            kernel_positions (int): k*k of the candidate kernels.
+            kernel_num (int): K, the number of candidate kernels.
+            depthwise (bool): a depthwise conv has no filter attention.
+            method (str): one of :data:`MIXING_METHODS`.
+            reduction (float, optional): A = max(C_in * reduction, minimum);
+                None: the method's own (ODConv 1/16, DyConv 1/4).
+            generate_kr (bool): see :meth:`build_kr_generator`.
+            norm (str): the norm of ODConv's F, 'ln' (any batch size) or
+                'bn' (ODConv's).
+            fusion_bias (bool): a bias in ODConv's F (see
+                :func:`mixing_attention`).
+        """
         if kernel_num < 1:
             raise ValueError(f'kernel_num must be >= 1, got {kernel_num}')
         self.kernel_num = kernel_num
         self.fusion, self.generator = mixing_attention(
-            method, in_channels, out_channels, kernel_positions, kernel_num,
-            depthwise, kr_dims, reduction, norm, fusion_bias)
+            method, self.in_channels, self.out_channels, kernel_positions,
+            kernel_num, depthwise, self.kr_dims, reduction, norm,
+            fusion_bias)
         self.build_kr_generator(generate_kr)

@@ -23,7 +23,11 @@ class DynamicLinear(MixingLayer):
     Args:
         in_features, out_features, bias: as for :class:`torch.nn.Linear`.
         kernel_num (int): K, the number of candidate weights.
-        **kwargs: the method and KR options of :class:`MixingLayer`.
+        method (str): 'odconv', 'dyconv' or 'condconv'.
+        kr_dims (int): D, the size of d; 0 switches KR off.
+        fusion_bias (bool): a bias in ODConv's F.
+        **kwargs: the further options of
+            :meth:`MixingLayer.build_mixing_attention`.
 
     Shapes:
         x: (B, C_in) or (B, N, C_in), d: (B, D) or None
@@ -31,10 +35,13 @@ class DynamicLinear(MixingLayer):
     """
 
     def __init__(self, in_features: int, out_features: int,
-                 bias: bool = True, kernel_num: int = 1, **kwargs):
+                 bias: bool = True, kernel_num: int = 1,
+                 method: str = 'odconv', kr_dims: int = 0,
+                 fusion_bias: bool = True, **kwargs):
+        super().__init__(in_features, out_features, method, kr_dims)
         # ViT's FFN initialiser sets the bias of every nn.Linear in it
-        kwargs.setdefault('fusion_bias', True)
-        super().__init__(in_features, out_features, 1, kernel_num, **kwargs)
+        self.build_mixing_attention(1, kernel_num, method=method,
+                                    fusion_bias=fusion_bias, **kwargs)
         self.in_features = in_features
         self.out_features = out_features
         self.weight = nn.Parameter(

@@ -1,16 +1,13 @@
 """WeightNet (Ma et al., ECCV 2020) with the KR path: the kernel is the output
 of a grouped fully connected layer on a gate computed from the input."""
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from torch.nn.modules.utils import _pair
 
-from .dynamic_conv import (conv_dtype, conv_repr, exporting_graph,
-                           is_channels_last, static_conv_args, unfold_wins)
-from .dynamic_layer import DynamicLayer
-from .per_sample_conv import (conv_output_size, per_sample_conv2d,
-                              per_sample_conv2d_unfold)
+from .dynamic_conv_base import DynamicConvBase, conv_dtype, unfold_wins
+from .per_sample_conv import per_sample_conv2d, per_sample_conv2d_unfold
+from .registry import DynamicMethod, register_method
 from .representation import RepresentationFusion, attention_hidden_dims
 
 
@@ -90,7 +87,7 @@ class WeightNetGenerator(nn.Module):
         return self.fc2(att.gate).view(-1, *self.kernel_shape)
 
 
-class WeightNetConv2d(DynamicLayer):
+class WeightNetConv2d(DynamicConvBase):
     """y = conv(X, W(x)) per sample, W(x) = grouped FC(sigmoid(W_1 h~ + b_1)).
 
     WeightNet as its authors' ``WeightNet`` / ``WeightNet_DW`` compute it,
@@ -116,20 +113,17 @@ class WeightNetConv2d(DynamicLayer):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size,
                  stride=1, padding=0, dilation=1, groups: int = 1,
-                 bias: bool = False, kr_dims: int = 0,
-                 generate_kr: bool = True):
-        super().__init__(in_channels, out_channels, 'weightnet', kr_dims)
+                 bias: bool = False, padding_mode: str = 'zeros',
+                 kr_dims: int = 0, generate_kr: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, stride,
+                         padding, dilation, groups, padding_mode, 'weightnet',
+                         kr_dims)
         depthwise = groups == in_channels == out_channels
         if groups != 1 and not depthwise:
             raise ValueError(
                 f'WeightNet has a full and a depthwise form, not one for '
                 f'groups={groups} with {in_channels} -> {out_channels} '
                 'channels')
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = _pair(padding)
-        self.dilation = _pair(dilation)
-        self.groups = groups
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.fusion = RepresentationFusion(
             in_channels, kr_dims, attention_hidden_dims(in_channels),
@@ -138,7 +132,6 @@ class WeightNetConv2d(DynamicLayer):
                                             out_channels, self.kernel_size,
                                             depthwise)
         self.build_kr_generator(generate_kr)
-        self.path: Optional[str] = None
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -150,41 +143,39 @@ class WeightNetConv2d(DynamicLayer):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def extra_repr(self) -> str:
-        return (f'{conv_repr(self)}, kr_dims={self.kr_dims}, '
-                f'path={self.path or "auto"}')
+    def valid_paths(self) -> List[str]:
+        return ['grouped', 'unfold']
 
-    def select_path(self, height: int, width: int) -> str:
-        """:attr:`path` if set; ``'unfold'`` while a graph is exported or
-        where it wins (:func:`unfold_wins`), else ``'grouped'``."""
-        if self.path is not None:
-            return self.path
-        if exporting_graph():
-            return 'unfold'
-        out_h, out_w = conv_output_size((height, width), self.kernel_size,
-                                        self.stride, self.padding,
-                                        self.dilation)
+    def rule_path(self, height: int, width: int) -> str:
+        """``'unfold'`` where it wins (:func:`unfold_wins`), else
+        ``'grouped'``."""
+        out_h, out_w = self.output_size(height, width)
         return ('unfold' if unfold_wins(out_h * out_w, self.out_channels,
                                         self.groups) else 'grouped')
+
+    def _conv_args(self) -> tuple:
+        return (list(self.stride), list(self.padding), list(self.dilation),
+                self.groups)
+
+    def _forward_grouped(self, x: torch.Tensor,
+                         att: WeightNetGate) -> torch.Tensor:
+        dtype = conv_dtype(x)
+        kernels = self.generator.kernels(att).to(dtype).contiguous()
+        return per_sample_conv2d(x.to(dtype), kernels, *self._conv_args())
+
+    def _forward_unfold(self, x: torch.Tensor,
+                        att: WeightNetGate) -> torch.Tensor:
+        dtype = conv_dtype(x)
+        return per_sample_conv2d_unfold(x.to(dtype),
+                                        self.generator.kernels(att).to(dtype),
+                                        *self._conv_args())
 
     def forward_kr(self, x: torch.Tensor, d: Optional[torch.Tensor] = None
                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         att, d_next = self.attend(x.mean(dim=(2, 3)), d)
-        dtype = conv_dtype(x)
-        x, kernels = x.to(dtype), self.generator.kernels(att).to(dtype)
-        args = (list(self.stride), list(self.padding), list(self.dilation),
-                self.groups)
-        if self.select_path(*x.shape[-2:]) == 'grouped':
-            out = per_sample_conv2d(x, kernels.contiguous(), *args)
-        else:
-            out = per_sample_conv2d_unfold(x, kernels, *args)
-        if self.bias is not None:
-            out = out + self.bias.view(1, -1, 1, 1).to(out.dtype)
-        if is_channels_last(x):
-            out = out.contiguous(memory_format=torch.channels_last)
-        return out, d_next
+        return self.finish(self.run_path(x, att), x, self.bias), d_next
 
-    @classmethod
-    def from_static(cls, conv: nn.Conv2d, **kwargs) -> 'WeightNetConv2d':
-        """A WeightNet conv with ``conv``'s geometry and bias setting."""
-        return cls(*static_conv_args(conv), **kwargs)
+
+register_method(
+    DynamicMethod(name='weightnet', code=5, display_name='WeightNet',
+                  layers={nn.Conv2d: WeightNetConv2d}))
