@@ -156,14 +156,14 @@ def weightnet_rules(layer: WeightNetConv2d) -> Dict[str, Rule]:
     return {**rules, **kr_generator_rules(layer)}
 
 
-def head_rules(head: ClsHead) -> Dict[str, Rule]:
+def head_rules(head: ClsHead, network: str) -> Dict[str, Rule]:
     """ODConv's and mmpretrain's classifiers N(0, 0.01), zero bias; DCD's
     dynamic one per network (PyTorch's default in ResNet, whose DYCls the
     loop leaves alone; N(0, 0.01) in MobileNetV2)."""
     rules = {}
     for name, m in head.named_modules():
         if isinstance(m, nn.Linear):
-            if isinstance(head, DCDClsHead) and not head.init_cfg:
+            if isinstance(head, DCDClsHead) and network == 'ResNet':
                 linear = {f'{name}.{k}': r
                           for k, r in pytorch_linear(m).items()}
             else:
@@ -195,12 +195,14 @@ def static_rules(module: nn.Module) -> Dict[str, Rule]:
 
 def expected_rules(model: nn.Module) -> Dict[str, Rule]:
     """parameter name -> the rule its authors draw it by."""
+    backbone = model.backbone
+    network = type(getattr(backbone, 'backbone', backbone)).__name__
     unit_rules = {
         DynamicConv2d: mixing_rules,
         DCDConv2d: dcd_rules,
         WeightNetConv2d: weightnet_rules,
         SpectralKREncoder: encoder_rules,
-        ClsHead: head_rules,
+        ClsHead: lambda head: head_rules(head, network),
     }
     rules = {}
     for name, module in model.named_modules():
