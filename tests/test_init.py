@@ -9,6 +9,7 @@ pooled over the group's layers, which must be 1 within sampling error. And
 every demo method, trained a few steps on a handful of digits, lowers its
 loss from its starting point.
 """
+import json
 import math
 import os.path as osp
 import subprocess
@@ -353,3 +354,50 @@ def test_every_method_learns_from_its_start(config, digits, tmp_path):
     # the temperature's annealing makes the first steps jumpy, is well
     # below its first loss within the last third of the steps
     assert min(losses[-STEPS // 3:]) < 0.85 * losses[0], losses
+
+
+# ------------------------------------------------ tools/analysis_tools/init_stats.py
+def test_init_stats_tool_writes_and_compares(tmp_path, capsys):
+    """--out writes every group's statistics; --against the same config
+    and seed differs by nothing, against another seed by sampling error,
+    and against a zero-init-residual start it shows gamma's difference."""
+    import init_stats
+    config = 'configs/demo/resnet18_static_digits.py'
+    out = str(tmp_path / 'stats.json')
+    init_stats.main([osp.join(REPO, config), '--out', out])
+    with open(out) as f:
+        saved = json.load(f)['groups']
+    # 1 stem, 16 block and 3 downsample BatchNorms, every gamma 1
+    assert saved['BatchNorm2d/weight'] == dict(numel=saved[
+        'BatchNorm2d/weight']['numel'], mean=1.0, std=0.0, tensors=20)
+    assert saved['LinearClsHead/fc.weight']['std'] == pytest.approx(
+        0.01, rel=0.05)
+    capsys.readouterr()
+
+    init_stats.main([osp.join(REPO, config), '--against', out, '--seed', '1'])
+    table = capsys.readouterr().out.split('\n\n')[1]
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
+    assert abs(float(rows['Conv2d/weight'][3])) < 0.01
+    assert abs(float(rows['Conv2d/weight'][4])) < 4  # in sampling errors
+
+    init_stats.main([
+        osp.join(REPO, config), '--against', out, '--cfg-options',
+        'model.backbone.zero_init_residual=True'
+    ])
+    table = capsys.readouterr().out.split('\n\n')[1]
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
+    # 8 of the 20 BatchNorms (each block's last) start at gamma 0
+    assert float(rows['BatchNorm2d/weight'][-1]) < -0.2
+
+
+def test_init_stats_tool_refuses_a_foreign_reference(tmp_path):
+    import init_stats
+    path = tmp_path / 'ref.json'
+    path.write_text(json.dumps({'Conv2d/weight': {'std': 0.1}}))
+    with pytest.raises(ValueError, match='--against .*"groups"'):
+        init_stats.main(['configs/demo/resnet18_static_digits.py',
+                         '--against', str(path)])
+    path.write_text(json.dumps({'groups': {'Conv2d/weight': {'std': 0.1}}}))
+    with pytest.raises(ValueError, match='needs exactly the keys'):
+        init_stats.main(['configs/demo/resnet18_static_digits.py',
+                         '--against', str(path)])
