@@ -17,7 +17,8 @@ With ``--against FILE.json`` (a file this tool wrote, or one written the
 same way from another implementation's model), each group common to both is
 compared: the relative difference of the standard deviations,
 (std - std_ref) / std_ref, that difference in units of its sampling error
-(both sides, normal values), and the difference of the means in units of
+(both sides, independent normal values: a group that pools layers of
+different std varies more, a few units are noise there), and the difference of the means in units of
 the reference's std. Groups only one side has are listed.
 """
 import argparse
