@@ -8,6 +8,10 @@ custom_imports = dict(imports=['mmkr'], allow_failed_imports=False)
 runner_type = 'ResumableRunner'
 default_hooks = dict(checkpoint=dict(type='PreemptibleCheckpointHook'))
 
+# The poster's static ResNet-18 slim row is ODConv's models/resnet.py: every
+# BatchNorm gamma = 1, not mmpretrain's zero_init_residual=True, which zeroes
+# the last gamma of every block.
 model = dict(
-    backbone=dict(base_channels=55, stem_channels=55),
+    backbone=dict(
+        base_channels=55, stem_channels=55, zero_init_residual=False),
     head=dict(in_channels=440))

@@ -7,3 +7,8 @@ custom_imports = dict(imports=['mmkr'], allow_failed_imports=False)
 # (a second runtime base would repeat the keys of mmpretrain's)
 runner_type = 'ResumableRunner'
 default_hooks = dict(checkpoint=dict(type='PreemptibleCheckpointHook'))
+
+# The poster's static ResNet-18 row is ODConv's models/resnet.py: every
+# BatchNorm gamma = 1, not mmpretrain's zero_init_residual=True, which zeroes
+# the last gamma of every block.
+model = dict(backbone=dict(zero_init_residual=False))

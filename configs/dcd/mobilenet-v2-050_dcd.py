@@ -21,5 +21,10 @@ model = dict(
         static_layers=[
             'conv1.conv', 'layer1.*', 'layer*.conv.1', 'conv2.conv'
         ]),
-    head=dict(type='DCDClsHead', dropout=0.1))
+    # DCD's MobileNetV2 draws every nn.Linear N(0, 0.01), its dynamic
+    # classifier's too (mobilenetv2_dcd.py, _initialize_weights).
+    head=dict(
+        type='DCDClsHead',
+        dropout=0.1,
+        init_cfg=dict(type='Normal', layer='Linear', std=0.01)))
 custom_hooks = []

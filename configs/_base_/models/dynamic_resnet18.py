@@ -3,6 +3,11 @@
 # layers the configs inheriting it set.
 _base_ = 'mmpretrain::_base_/models/resnet18.py'
 
+# Every BatchNorm starts at gamma = 1, as in the code the comparison rows come
+# from: ODConv's od_resnet.py, DCD's resnet_dcd.py, KernelWarehouse's
+# kw_resnet.py (and timm's EfficientNet-CondConv and WeightNet's ShuffleNetV2
+# for their layers). mmpretrain's zero_init_residual=True would zero the last
+# gamma of every block instead; KR is compared with them from the same start.
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -12,4 +17,5 @@ model = dict(
             depth=18,
             num_stages=4,
             out_indices=(3, ),
-            style='pytorch')))
+            style='pytorch',
+            zero_init_residual=False)))

@@ -5,6 +5,9 @@
 # (tools/analysis_tools/get_flops.py).
 _base_ = 'mmpretrain::_base_/models/resnet18.py'
 
+# Every BatchNorm gamma = 1, as ODConv's models/resnet.py (mmpretrain's
+# zero_init_residual=True would zero the last gamma of every block).
 model = dict(
-    backbone=dict(base_channels=55, stem_channels=55),
+    backbone=dict(
+        base_channels=55, stem_channels=55, zero_init_residual=False),
     head=dict(in_channels=440))

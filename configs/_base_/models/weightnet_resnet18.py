@@ -10,7 +10,10 @@
 # - the stem, the downsample 1x1 convs and the classifier static (their
 #   first and last convs and classifier are static; ODConv's ResNet keeps the
 #   downsample convs static);
-# - their initialisation (1x1 convs N(0, 1 / fan-in)), no dropout (their
+# - their initialisation of the WeightNet convs (N(0, std = 1 / shape[1]) of
+#   MegEngine's weight: 1 / fan-in for the reduction and fc1, 2 / (C_in k^2)
+#   for the grouped fc2; docs/initialisation.md), ODConv's ResNet's for the
+#   static layers and every BatchNorm gamma 1; no dropout (their
 #   ShuffleNetV2 below 2.0x has none).
 _base_ = './dynamic_resnet18.py'
 

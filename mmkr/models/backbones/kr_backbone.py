@@ -285,14 +285,18 @@ class KRBackbone(BaseModule):
 
     def init_weights(self):
         """The wrapped backbone's own initialisation for its static parts;
-        each dynamic layer draws its candidates as the static layer would
-        (see their ``reset_parameters``). A ``Pretrained`` init_cfg loads
-        the whole KR backbone instead."""
+        then each dynamic layer is drawn again by its method's authors' rule
+        and the d_0 encoder by KR's (their ``reset_parameters``;
+        docs/initialisation.md), whatever the wrapped backbone's
+        ``init_cfg`` did to their submodules. A ``Pretrained`` init_cfg
+        loads the whole KR backbone instead."""
         super().init_weights()
         if not (isinstance(self.init_cfg, dict)
                 and self.init_cfg.get('type') == 'Pretrained'):
             for layer in self.dynamic_layers.values():
                 layer.reset_parameters()
+            if self.encoder is not None:
+                self.encoder.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> tuple:
         if x.dim() != 4 or x.size(1) != self.in_channels:

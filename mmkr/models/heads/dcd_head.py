@@ -1,4 +1,4 @@
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -24,7 +24,11 @@ class DCDClsHead(ClsHead):
         dropout (float): drop probability on x.
         dim (int): L, the rank of the dynamic fusion Φ.
         squeeze (int): A, the width of h~.
-        init_cfg (dict): mmpretrain's linear-head initialisation.
+        init_cfg (dict, optional): None keeps PyTorch's default for every
+            linear map, as DCD's ResNet does (its ``DYCls``,
+            liyunsheng13/dcd models/imagenet/resnet_dcd.py); DCD's
+            MobileNetV2 draws them N(0, 0.01):
+            ``dict(type='Normal', layer='Linear', std=0.01)``.
 
     Shapes:
         feats: (..., (B, C)) -> logits (B, num_classes)
@@ -36,8 +40,7 @@ class DCDClsHead(ClsHead):
                  dropout: float = 0.,
                  dim: int = 32,
                  squeeze: int = 32,
-                 init_cfg: dict = dict(type='Normal', layer='Linear',
-                                       std=0.01),
+                 init_cfg: Optional[dict] = None,
                  **kwargs):
         super().__init__(init_cfg=init_cfg, **kwargs)
         self.num_classes = num_classes

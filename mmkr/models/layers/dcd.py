@@ -158,6 +158,7 @@ class DCDConv2d(DynamicConvBase):
                 f'{self.kernel_size}, padding {padding}, dilation '
                 f'{self.dilation}, padding_mode {padding_mode!r}')
         self.graph_path = 'latent'
+        self.layout = layout
         self.sizes = dcd_sizes(in_channels, out_channels, layout, fc_squeeze)
         if self.sizes.squeeze < 1:
             raise ValueError(
@@ -179,13 +180,27 @@ class DCDConv2d(DynamicConvBase):
         self.reset_parameters()
 
     def reset_parameters(self):
-        """DCD's initialisation: convs N(0, 2 / (k²·C_out)) (Kaiming,
-        fan_out), BatchNorm2d weight 1 and bias 0; linear maps keep
-        PyTorch's default, as in DCD's ResNet."""
+        """DCD's initialisation in its authors' network of :attr:`layout`
+        (liyunsheng13/dcd models/imagenet/): the convs W_0, Q and P
+        N(0, 2 / (k²·C_out)) (Kaiming, fan_out; resnet_dcd.py line 267,
+        mobilenetv2_dcd.py line 284), the norms γ = 1, β = 0, zero bias.
+        The linear maps of F and KG (W_F, W_SE, W_Φ, W_Λ): N(0, 0.01) in
+        the MobileNetV2 layout, whose loop draws every ``nn.Linear`` so
+        (mobilenetv2_dcd.py line 291); PyTorch's default in the ResNet
+        layouts, whose loop leaves them alone (resnet_dcd.py line 264). K
+        by KR's rule (:meth:`KRGenerator.reset_parameters`)."""
         for conv in (self.weight, self.q.weight, self.p.weight):
             nn.init.kaiming_normal_(conv, mode='fan_out', nonlinearity='relu')
-        nn.init.ones_(self.bn1.weight)
-        nn.init.zeros_(self.bn1.bias)
+        self.bn1.reset_parameters()
+        self.bn2.reset_parameters()
+        for linear in (self.fusion.fc, self.fusion.se, self.generator.phi,
+                       self.generator.scale):
+            if self.layout == 'mobilenetv2':
+                nn.init.normal_(linear.weight, 0, 0.01)
+            else:
+                linear.reset_parameters()
+        if self.kr_generator is not None:
+            self.kr_generator.reset_parameters()
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 

@@ -1,4 +1,5 @@
 """Dynamic 2D convolution with K candidate kernels and the KR path."""
+import math
 from typing import List, Optional, Tuple
 
 import torch
@@ -9,7 +10,7 @@ from torch.nn.modules.utils import _pair
 from .dynamic_conv_base import DynamicConvBase, conv_dtype, unfold_wins
 from .dynamic_layer import MixingLayer
 from .dynamic_linear import DynamicLinear
-from .kernel_generator import KernelAttention
+from .kernel_generator import KernelAttention, reset_mixing_attention
 from .per_sample_conv import per_sample_conv2d
 from .registry import DynamicMethod, TemperatureSchedule, register_method
 
@@ -164,13 +165,31 @@ class DynamicConv2d(DynamicConvBase, MixingLayer):
         self.reset_parameters()
 
     def reset_parameters(self):
-        """Each candidate kernel drawn as ODConv (and mmpretrain's CNNs) draw
-        a conv kernel: Kaiming normal, fan_out, ReLU gain."""
-        for kernel in self.weight:
-            nn.init.kaiming_normal_(kernel, mode='fan_out',
-                                    nonlinearity='relu')
+        """Each candidate kernel drawn as its method's authors draw it, zero
+        bias; F and KG by their rule (:func:`reset_mixing_attention`), K by
+        KR's (:meth:`KRGenerator.reset_parameters`).
+
+        - ODConv, DyConv: Kaiming normal, fan_out, ReLU gain, N(0, 2 /
+          (C_out·k²)), as ``ODConv2d._initialize_weights`` (OSVAI/ODConv
+          modules/odconv.py line 111) and mmpretrain's CNNs draw a kernel;
+        - CondConv: N(0, 2 / (C_out·k² / g)), the fan-out counted per group
+          as timm's ``_init_weight_goog`` counts it for ``CondConv2d``
+          (timm/models/_efficientnet_builder.py, ``fix_group_fanout``): the
+          same for a full conv, 2 / k² for a depthwise one.
+        """
+        if self.method == 'condconv':
+            kh, kw = self.kernel_size
+            fan_out = kh * kw * self.out_channels // self.groups
+            nn.init.normal_(self.weight, 0, math.sqrt(2 / fan_out))
+        else:
+            for kernel in self.weight:
+                nn.init.kaiming_normal_(kernel, mode='fan_out',
+                                        nonlinearity='relu')
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+        reset_mixing_attention(self.fusion, self.generator)
+        if self.kr_generator is not None:
+            self.kr_generator.reset_parameters()
 
     def options_repr(self) -> str:
         return f'kernel_num={self.kernel_num}'

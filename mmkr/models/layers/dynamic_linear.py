@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .dynamic_layer import MixingLayer
+from .kernel_generator import reset_mixing_attention
 
 
 class DynamicLinear(MixingLayer):
@@ -52,10 +53,15 @@ class DynamicLinear(MixingLayer):
 
     def reset_parameters(self):
         """Each candidate drawn as a ViT linear is: truncated normal, std
-        0.02, zero bias."""
+        0.02, zero bias; F and KG by their method's rule
+        (:func:`reset_mixing_attention`), K by KR's
+        (:meth:`KRGenerator.reset_parameters`)."""
         nn.init.trunc_normal_(self.weight, std=0.02)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+        reset_mixing_attention(self.fusion, self.generator)
+        if self.kr_generator is not None:
+            self.kr_generator.reset_parameters()
 
     def extra_repr(self) -> str:
         return (f'in_features={self.in_features}, '

@@ -1,6 +1,7 @@
 """Kernel Generator (KG) of the candidate-mixing methods: the attentions
 alpha_i that turn K candidate kernels into one kernel per sample,
 W_i = G(alpha_i), for ODConv, DyConv and CondConv."""
+import math
 from typing import NamedTuple, Optional, Tuple
 
 import torch
@@ -92,11 +93,10 @@ class KernelGenerator(nn.Module):
         return sum(self.head_sizes.values())
 
     def reset_parameters(self):
-        """ODConv's initialisation: Kaiming (fan_out) weights, zero biases."""
+        """Each head drawn by its method's authors' rule
+        (:func:`init_attention_linear`)."""
         for head in self.heads.values():
-            nn.init.kaiming_normal_(
-                head.weight, mode='fan_out', nonlinearity='relu')
-            nn.init.zeros_(head.bias)
+            init_attention_linear(head, self.method)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return torch.cat([head(hidden) for head in self.heads.values()], 1)
@@ -124,6 +124,46 @@ class KernelGenerator(nn.Module):
             name: att.get(name)
             for name in KernelAttention._fields
         })
+
+
+def init_attention_linear(linear: nn.Linear, method: str) -> None:
+    """Draw a linear map of a candidate-mixing attention (F's fc or a head of
+    KG) as the method's authors draw it:
+
+    - ``'odconv'``: Kaiming normal, fan_out, ReLU gain: N(0, 2 / C_out),
+      zero bias. ODConv's attention is 1x1 convs, drawn so by
+      ``Attention._initialize_weights`` (OSVAI/ODConv modules/odconv.py,
+      line 46) and again by ``OD_ResNet`` / ``OD_MobileNetV2``'s loop over
+      every ``nn.Conv2d`` (models/od_resnet.py line 105,
+      models/od_mobilenetv2.py line 152);
+    - ``'dyconv'``: ODConv's rule. DyConv has no authors' code; its
+      attention is ODConv's kernel head behind an FC + ReLU trunk, drawn
+      alike so that the two rows differ in their attentions only;
+    - ``'condconv'``: U(±1/√(fan_in + fan_out)), zero bias: timm's
+      ``_init_weight_goog`` for the ``routing_fn`` of every
+      EfficientNet-CondConv (timm/models/_efficientnet_builder.py), std
+      1/√(3·(C_in + K)); with KR, fan_in counts d too.
+    """
+    if method == 'condconv':
+        bound = 1 / math.sqrt(linear.in_features + linear.out_features)
+        nn.init.uniform_(linear.weight, -bound, bound)
+    else:
+        nn.init.kaiming_normal_(linear.weight, mode='fan_out',
+                                nonlinearity='relu')
+    if linear.bias is not None:
+        nn.init.zeros_(linear.bias)
+
+
+def reset_mixing_attention(fusion: nn.Module,
+                           generator: KernelGenerator) -> None:
+    """F and KG of a candidate-mixing layer by their method's rule
+    (:func:`init_attention_linear`); F's norm γ = 1, β = 0, as ODConv's
+    attention BatchNorm. CondConv's F has no parameters."""
+    if isinstance(fusion, RepresentationFusion):
+        init_attention_linear(fusion.fc, generator.method)
+        if not isinstance(fusion.norm, nn.Identity):
+            fusion.norm.reset_parameters()
+    generator.reset_parameters()
 
 
 def mixing_attention(method: str, in_channels: int, out_channels: int,

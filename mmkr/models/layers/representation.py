@@ -149,6 +149,14 @@ class KRGenerator(nn.Module):
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(kr_dims, kr_dims)
 
+    def reset_parameters(self):
+        """KR's rule: PyTorch's default, U(±1/√fan_in) weights and biases,
+        whatever the network (docs/initialisation.md): LayerNorm fixes the
+        scale of the hidden layer, and W_2 then gives every entry of d_{i+1}
+        a variance of 1/3 at any width."""
+        for module in (self.fc1, self.norm, self.fc2):
+            module.reset_parameters()
+
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.norm(self.fc1(state))))
 
@@ -200,6 +208,12 @@ class SpectralKREncoder(nn.Module):
         num_freqs = in_channels * freq_size * (freq_size // 2 + 1)
         self.proj = nn.Linear(num_freqs, kr_dims)
         self.norm = nn.LayerNorm(kr_dims)
+
+    def reset_parameters(self):
+        """KR's rule: PyTorch's default for W_0, whatever the network
+        (docs/initialisation.md); the LayerNorm sets the scale of d_0."""
+        self.proj.reset_parameters()
+        self.norm.reset_parameters()
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         if img.dim() != 4 or img.size(1) != self.in_channels:

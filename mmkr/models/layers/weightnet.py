@@ -71,11 +71,17 @@ class WeightNetGenerator(nn.Module):
         self.state_dims = gates
 
     def reset_parameters(self):
-        """WeightNet's initialisation of its ShuffleNetV2: every 1x1 conv
-        N(0, 1 / fan_in per group), zero biases."""
+        """WeightNet's initialisation of its ShuffleNetV2: every conv but
+        the first N(0, std = 1 / weight.shape[1]), zero biases
+        (megvii-model/WeightNet shufflenet_v2.py line 193). MegEngine
+        stores a conv of g > 1 groups as (g, out/g, in/g, 1, 1), so
+        shape[1] is the fan-in C for the plain fc1 but out/g for the grouped
+        fc2: std 2 / (C_in·k²) (G·C_out groups of C_in·k²/G outputs), or
+        1 / k² for the depthwise form (C groups of k² outputs)."""
         nn.init.normal_(self.fc1.weight, 0, 1 / self.fc1.in_features)
         nn.init.zeros_(self.fc1.bias)
-        nn.init.normal_(self.fc2.weight, 0, 1 / self.fc2.weight.shape[1])
+        nn.init.normal_(self.fc2.weight, 0,
+                        self.fc2.groups / self.fc2.weight.shape[0])
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.fc1(hidden)
@@ -136,10 +142,15 @@ class WeightNetConv2d(DynamicConvBase):
 
     def reset_parameters(self):
         """WeightNet's initialisation (:meth:`WeightNetGenerator.
-        reset_parameters`; the reduction N(0, 1 / C_in)), zero bias."""
-        nn.init.normal_(self.fusion.fc.weight, 0, 1 / self.in_channels)
+        reset_parameters`; the reduction, a plain 1x1 conv there,
+        N(0, std = 1 / fan_in), fan_in = C_in, with KR D + C_in), zero
+        bias; K by KR's rule (:meth:`KRGenerator.reset_parameters`)."""
+        nn.init.normal_(self.fusion.fc.weight, 0,
+                        1 / self.fusion.fc.in_features)
         nn.init.zeros_(self.fusion.fc.bias)
         self.generator.reset_parameters()
+        if self.kr_generator is not None:
+            self.kr_generator.reset_parameters()
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
