@@ -172,7 +172,8 @@ class DynamicConv2d(MixingLayer):
     :func:`exporting_graph`), ``'grouped'`` gives way to :attr:`graph_path`,
     the batch-agnostic ``'mixed'`` or ``'unfold'``: the batch size is then
     never a conv's ``groups``, so one exported graph serves every batch
-    size. All paths compute the same function.
+    size. All paths compute the same function. :attr:`last_path` names the
+    path the last call ran.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation,
@@ -209,6 +210,7 @@ class DynamicConv2d(MixingLayer):
                      if bias else None)
         self.has_spatial = self.generator.head_sizes['spatial'] > 0
         self.path: Optional[str] = None
+        self.last_path: Optional[str] = None
         self.graph_path = select_conv_path(
             kernel_num, self.has_spatial, self.kernel_size, groups,
             self.padding, batch_agnostic=True)
@@ -419,6 +421,7 @@ class DynamicConv2d(MixingLayer):
         if att.channel is not None:
             x = x * att.channel[:, :, None, None].to(x.dtype)
         path = self.execution_path(x, att)
+        self.last_path = path
         out = getattr(self, f'_forward_{path}')(x, att)
         if att.filter is not None:
             out = out * att.filter[:, :, None, None].to(out.dtype)
