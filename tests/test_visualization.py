@@ -195,6 +195,58 @@ def test_class_means_and_entropy_by_hand(method):
             f'{name}: mean entropy {entropy[name]}, by hand {hand}')
 
 
+def scaled(cam: torch.Tensor) -> torch.Tensor:
+    """``cam`` shifted to min 0 and divided by its max, as grad-cam does."""
+    cam = cam - cam.min()
+    return cam / (cam.max() + 1e-7)
+
+
+def test_grad_cam_by_hand():
+    """vis_cam.py's CAM of a stage whose output only global pooling and the
+    linear classifier follow, so that its Grad-CAM is known: ReLU(Σ_c w_tc
+    A_c / (H W)) for class t, scaled to [0, 1], resized bilinearly to the
+    image and scaled again; each image explained for its own class. The classifier's
+    rows are set so that the maps stand well above rounding (a fresh
+    model's are near 0, where scaling to [0, 1] magnifies float32's
+    rounding): all positive for class 2, of both signs for class 0."""
+    tool = load_tool('vis_cam')
+    model = MODELS.build(
+        dict(type='ImageClassifier',
+             backbone=dict(type='KRBackbone',
+                           backbone=dict(type='ResNet', depth=18,
+                                         base_channels=8,
+                                         strides=(1, 1, 1, 1)),
+                           kernel_num=4, kr_dims=4, probe_size=(32, 32)),
+             neck=dict(type='GlobalAveragePooling'),
+             head=dict(type='LinearClsHead', num_classes=3,
+                       in_channels=64))).eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        weight = model.head.fc.weight
+        weight[2] = torch.rand(64, generator=gen) + 0.5
+        weight[0] = torch.randn(64, generator=gen) + 0.5
+    stage = model.backbone.backbone.layer4
+    outputs = []
+    stage.register_forward_hook(lambda m, args, out: outputs.append(out))
+    inputs = torch.randn(2, 3, 32, 32, generator=gen)
+    categories = [2, 0]
+
+    (cams, ) = tool.class_activation_maps(model, [stage], inputs,
+                                          categories)
+
+    features = outputs[0].detach().double()  # (2, 64, 8, 8)
+    weight = model.head.fc.weight.detach().double()
+    for i, category in enumerate(categories):
+        hand = torch.relu(torch.einsum('c,chw->hw', weight[category],
+                                       features[i]) / 64)
+        hand = scaled(torch.nn.functional.interpolate(
+            scaled(hand)[None, None], size=(32, 32), mode='bilinear')[0, 0])
+        torch.testing.assert_close(
+            torch.from_numpy(cams[i]).double(), hand, rtol=0, atol=1e-4,
+            msg=lambda detail, i=i: f'CAM of image {i} for class '
+            f'{categories[i]} differs from the hand calculation: {detail}')
+
+
 def test_vis_cam(demo, tmp_path):
     digits, _, checkpoint = demo
     images = [
