@@ -34,10 +34,11 @@ CHANCE = 10.
 
 
 def options(data: str) -> list:
-    """8 epochs of 3 iterations on the tiny digits, validated after the
-    last."""
+    """8 epochs of 3 iterations on the tiny digits, validated and saved
+    after the last."""
     return [
         'train_cfg.max_epochs=8', 'train_cfg.val_interval=8',
+        'default_hooks.checkpoint.interval=8',
         'train_dataloader.batch_size=8',
         f'train_dataloader.dataset.data_root={data}',
         f'val_dataloader.dataset.data_root={data}'
