@@ -1,8 +1,8 @@
 """tools/analysis_tools/compare_methods.py: a tiny real comparison (two
 methods, two seeds, 20 digits, 8 short epochs: enough for the static model
-to learn above chance) writes its table, CSV and plot with the numbers of the runs' own
-logs, each seed trains a run of its own, and a second call trains
-nothing."""
+to learn above chance) writes its table, CSV and plot with the numbers of
+the runs' own logs, each seed trains a run of its own, and a second call
+trains nothing."""
 import csv
 import glob
 import importlib.util

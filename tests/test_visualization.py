@@ -205,10 +205,11 @@ def test_grad_cam_by_hand():
     """vis_cam.py's CAM of a stage whose output only global pooling and the
     linear classifier follow, so that its Grad-CAM is known: ReLU(Σ_c w_tc
     A_c / (H W)) for class t, scaled to [0, 1], resized bilinearly to the
-    image and scaled again; each image explained for its own class. The classifier's
-    rows are set so that the maps stand well above rounding (a fresh
-    model's are near 0, where scaling to [0, 1] magnifies float32's
-    rounding): all positive for class 2, of both signs for class 0."""
+    image and scaled again; each image explained for its own class. The
+    classifier's rows are set so that the maps stand well above rounding
+    (a fresh model's are near 0, where scaling to [0, 1] magnifies
+    float32's rounding): all positive for class 2, of both signs for
+    class 0."""
     tool = load_tool('vis_cam')
     model = MODELS.build(
         dict(type='ImageClassifier',
