@@ -22,7 +22,7 @@ def main(out_dir: str):
     layer.forward_kr(torch.randn(2, 8, 9, 9))
     (choice, ) = AUTOTUNER.choices.values()
     with open(os.path.join(out_dir, f'rank{rank}.txt'), 'w') as f:
-        f.write(choice)
+        f.write(f'{layer.last_path} {choice}')
     dist.destroy_process_group()
 
 

@@ -1,7 +1,9 @@
 """The measured path choice of DynamicConv2d and its K-fold path: exact
 paths only, cached per signature, the rule while compiling or exporting,
 one choice for all ranks."""
+import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -116,14 +118,23 @@ def test_rule_decides_while_compiling_and_exporting(counting_autotuner):
 
 
 def test_ranks_agree_on_rank_zeros_choice(tmp_path):
-    """Two gloo ranks whose timings disagree run rank 0's choice."""
-    subprocess.run(
+    """Two gloo ranks whose timings disagree (rank 0 prefers 'unfold',
+    rank 1 'kfold') both run and cache rank 0's choice."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    result = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         '--master_port=29533',
+         f'--master_port={port}',
          osp.join(REPO, 'tests', 'autotune_ranks.py'), str(tmp_path)],
-        check=True, cwd=REPO, timeout=300, capture_output=True)
-    assert [(tmp_path / f'rank{r}.txt').read_text()
-            for r in (0, 1)] == ['unfold', 'unfold']
+        cwd=REPO, timeout=300, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        ran, cached = (tmp_path / f'rank{rank}.txt').read_text().split()
+        assert (ran, cached) == ('unfold', 'unfold'), (
+            f'rank {rank} ran {ran!r} and cached {cached!r}; every rank '
+            "must run and cache rank 0's choice 'unfold'")
 
 
 def test_backbone_sets_the_path_and_names_bad_ones():

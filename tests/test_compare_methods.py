@@ -1,6 +1,8 @@
 """tools/analysis_tools/compare_methods.py: a tiny real comparison (two
-methods, two seeds, 20 digits, one epoch) writes its table, CSV and plot
-with the numbers of the runs' own logs, and a second call trains nothing."""
+methods, two seeds, 20 digits, 8 short epochs: enough for the static model
+to learn above chance) writes its table, CSV and plot with the numbers of
+the runs' own logs, each seed trains a run of its own, and a second call
+trains nothing."""
 import csv
 import glob
 import importlib.util
@@ -11,9 +13,12 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 from mmengine.config import Config
 from PIL import Image
+
+from mmkr.utils import load_from_local
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'compare_methods.py')
@@ -24,10 +29,17 @@ CONFIGS = [
 SEEDS = ['0', '1']
 
 
+# top-1 (%) of guessing one of the 10 digits
+CHANCE = 10.
+
+
 def options(data: str) -> list:
-    """One epoch of 3 iterations on the tiny digits."""
+    """8 epochs of 3 iterations on the tiny digits, validated and saved
+    after the last."""
     return [
-        'train_cfg.max_epochs=1', 'train_dataloader.batch_size=8',
+        'train_cfg.max_epochs=8', 'train_cfg.val_interval=8',
+        'default_hooks.checkpoint.interval=8',
+        'train_dataloader.batch_size=8',
         f'train_dataloader.dataset.data_root={data}',
         f'val_dataloader.dataset.data_root={data}'
     ]
@@ -105,6 +117,30 @@ def test_table_csv_and_plot_hold_the_runs_numbers(compared):
     assert -1 <= float(rows['resnet18_kr1_digits']['kernels_mean']) <= 1
     with Image.open(out_dir / 'accuracy_vs_flops.png') as image:
         assert image.format == 'PNG' and min(image.size) > 100
+
+
+def test_every_seed_trains_its_own_run(compared):
+    """The runs of one config with different seeds end with other weights;
+    the static model's learn above chance in these 24 iterations."""
+    _, out_dir, _ = compared
+    for config in CONFIGS:
+        name = osp.splitext(osp.basename(config))[0]
+        weights = []
+        for seed in SEEDS:
+            run_dir = out_dir / name / f'seed{seed}'
+            written = Config.fromfile(f'{run_dir}.py').randomness.seed
+            assert written == int(seed), (
+                f'{run_dir}.py trains with seed {written}, not {seed}')
+            accuracy = logged_accuracy(run_dir)
+            assert name != 'resnet18_static_digits' or accuracy > CHANCE, (
+                f'{name} seed {seed} ends at top-1 {accuracy} %, not above '
+                f'chance ({CHANCE} %)')
+            weights.append(
+                load_from_local(str(run_dir / 'epoch_8.pth'))['state_dict'])
+        assert any(not torch.equal(value, weights[1][key])
+                   for key, value in weights[0].items()), (
+                       f'{name}: seeds {SEEDS} trained bit-identical '
+                       'weights; the seed must change the run')
 
 
 def test_second_call_trains_nothing(compared):

@@ -1,8 +1,13 @@
 """The dynamic layers on CUDA, selected by ``pytest -m cuda`` and skipped
 where CUDA is absent (tools/analysis_tools/device_check.sh runs them on a
 GPU): every execution path against the float64 CPU reference, mixed
-precision training, channels_last, one compiled graph for every batch
-size, and ``tools/dist_train.sh`` on NCCL."""
+precision against float32, channels_last, one compiled graph for every
+batch size, and ``tools/dist_train.sh`` on NCCL.
+
+float32 runs in full precision here (no TF32): TF32 keeps 10 mantissa
+bits, a relative error of 2^-11 (about 5e-4) per operand, above the 1e-4
+the float64 comparisons allow; cuDNN uses it for float32 convs by default
+on Ampere and later GPUs."""
 import copy
 import os.path as osp
 import subprocess
@@ -23,6 +28,20 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 ]
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# unit roundoff 2^-(mantissa bits + 1) of the autocast dtypes
+ROUNDOFF = {torch.float16: 2.**-11, torch.bfloat16: 2.**-8}
+
+
+@pytest.fixture(autouse=True)
+def full_precision_float32():
+    """No TF32 in float32 matmuls and convs during the test."""
+    saved = (torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    (torch.backends.cuda.matmul.allow_tf32,
+     torch.backends.cudnn.allow_tf32) = saved
 
 
 def assert_cuda_equals_cpu_reference(layer, reference, x, d, paths):
@@ -76,8 +95,12 @@ def test_dcd_and_weightnet_paths_on_cuda():
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize('conv_path', [None, 'autotune'])
 def test_mixed_precision_trains_20_steps(dtype, conv_path):
-    """fp16 with GradScaler, bf16 without: 20 SGD steps on real digits,
-    every loss finite."""
+    """fp16 with GradScaler, bf16 without. The first batch's logits and
+    loss under autocast equal float32's within 32 units of the dtype's
+    roundoff (relative to the largest float32 logit, and to the loss):
+    every layer rounds its inputs and weights once, and the tiny model has
+    about ten of them. Then 20 SGD steps on real digits, every loss
+    finite."""
     cfg = copy.deepcopy(TINY_MODEL)
     cfg['backbone']['conv_path'] = conv_path
     model = build(cfg).cuda().train()
@@ -85,6 +108,23 @@ def test_mixed_precision_trains_20_steps(dtype, conv_path):
     scaler = torch.amp.GradScaler('cuda', enabled=dtype == torch.float16)
     images, labels = digits(64)
     images, labels = images.cuda(), (labels % 5).cuda()
+
+    tolerance = 32 * ROUNDOFF[dtype]
+    with torch.no_grad():
+        logits = model(images[:16], mode='tensor')
+        with torch.autocast('cuda', dtype=dtype):
+            amp_logits = model(images[:16], mode='tensor').float()
+    error = (amp_logits - logits).abs().max().item()
+    scale = logits.abs().max().item()
+    assert error <= tolerance * scale, (
+        f'{dtype} logits differ from float32 by {error}, more than '
+        f'{tolerance} of the largest logit {scale}')
+    loss = F.cross_entropy(logits, labels[:16]).item()
+    amp_loss = F.cross_entropy(amp_logits, labels[:16]).item()
+    assert abs(amp_loss - loss) <= tolerance * loss, (
+        f'{dtype} loss {amp_loss}, float32 loss {loss}: more than '
+        f'{tolerance} apart relatively')
+
     for step in range(20):
         batch = slice(step % 4 * 16, step % 4 * 16 + 16)
         with torch.autocast('cuda', dtype=dtype):

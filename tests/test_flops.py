@@ -141,10 +141,22 @@ def test_static_conv_and_batchnorm():
     assert count_flops(model, (3, 16, 16)) == 8 * 8 * 8 * 3 * 9
 
 
-def test_count_does_not_change_training_mode():
-    layer = DynamicConv2d(8, 8, 3, padding=1, kernel_num=2).train()
+@pytest.mark.parametrize('mode', ['train', 'eval', 'frozen norm'])
+def test_count_does_not_change_training_mode(mode):
+    """Every module keeps its mode: a layer in training, in eval, and in
+    training with its norm kept in eval (as a frozen norm is)."""
+    layer = DynamicConv2d(8, 8, 3, padding=1, kernel_num=2)
+    layer.train(mode != 'eval')
+    if mode == 'frozen norm':
+        layer.fusion.norm.eval()
+    modes = {name or 'layer': m.training for name, m in layer.named_modules()}
     count_flops(layer, (8, 5, 5))
-    assert layer.training
+    changed = [
+        f'{name} (training={before} -> {not before})'
+        for (name, before), m in zip(modes.items(), layer.modules())
+        if m.training != before
+    ]
+    assert not changed, f'counting changed the mode of {changed}'
 
 
 def test_counts_the_path_eager_execution_takes():

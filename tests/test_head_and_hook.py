@@ -102,23 +102,26 @@ def temperature_runner(tmp_path, method: str, max_epochs: int):
 @pytest.mark.parametrize('method', ['odconv', 'dyconv'])
 def test_hook_anneals_across_epochs_in_a_runner(tmp_path, method):
     """4 iterations per epoch, annealing over 1.5 epochs, 3 epochs: the
-    global iteration i (not the index within its epoch) runs at
-    T = 30 - 29 * i / 6 until i = 6, then at 1."""
-    seen = []
+    global iteration i (not the index within its epoch) runs every
+    generator at T = 30 - 29 * i / 6 until i = 6, then at 1."""
     runner = temperature_runner(tmp_path, method, max_epochs=3)
-
-    def record_temperature(module, args):
-        seen.append(module.temperature.item())
-
-    generators = [
-        m for m in runner.model.modules() if isinstance(m, KernelGenerator)
-    ]
-    assert generators and all(g.method == method for g in generators)
-    generators[0].register_forward_pre_hook(record_temperature)
+    generators = {
+        name: m
+        for name, m in runner.model.named_modules()
+        if isinstance(m, KernelGenerator)
+    }
+    assert generators and all(
+        g.method == method for g in generators.values())
+    seen = {name: [] for name in generators}
+    for name, generator in generators.items():
+        generator.register_forward_pre_hook(
+            lambda module, args, name=name: seen[name].append(
+                module.temperature.item()))
     runner.train()
-    assert seen == pytest.approx(
-        [max(30 - 29 * i / 6, 1.) for i in range(12)])
-    assert all(g.temperature.item() == 1. for g in generators)
+    expected = [max(30 - 29 * i / 6, 1.) for i in range(12)]
+    for name, temperatures in seen.items():
+        assert temperatures == pytest.approx(expected), (
+            f'{name} ran at T = {temperatures}, expected {expected}')
 
 
 @pytest.mark.parametrize('method', ['condconv', 'dcd', 'weightnet'])

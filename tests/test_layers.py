@@ -45,18 +45,29 @@ def grads(outputs, inputs):
     return torch.autograd.grad(loss, inputs)
 
 
+def differs(what: str):
+    """assert_close's message, saying ``what`` differs."""
+    return lambda detail: f'{what} differs from the reference: {detail}'
+
+
 def assert_equal_to_reference(layer, reference, x, d):
+    names = ['x'] + (['d'] if d is not None else []) + [
+        name for name, _ in layer.named_parameters()
+    ]
     inputs = [x] + ([d] if d is not None else []) + list(layer.parameters())
     out, d_next = layer.forward_kr(x, d)
     ref_out, ref_d_next = reference(layer, x, d)
-    torch.testing.assert_close(out, ref_out, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(out, ref_out, rtol=1e-6, atol=1e-6,
+                               msg=differs('the output'))
     if ref_d_next is None:
         assert d_next is None
     else:
-        torch.testing.assert_close(d_next, ref_d_next, rtol=1e-6, atol=1e-6)
-    for g, ref_g in zip(grads((out, d_next), inputs),
-                        grads((ref_out, ref_d_next), inputs)):
-        torch.testing.assert_close(g, ref_g, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(d_next, ref_d_next, rtol=1e-6, atol=1e-6,
+                                   msg=differs('d_next'))
+    for name, g, ref_g in zip(names, grads((out, d_next), inputs),
+                              grads((ref_out, ref_d_next), inputs)):
+        torch.testing.assert_close(g, ref_g, rtol=1e-6, atol=1e-6,
+                                   msg=differs(f'the gradient of {name}'))
 
 
 @pytest.mark.parametrize('shape', CONV_SHAPES, ids=str)

@@ -62,6 +62,21 @@ def test_dcd_equals_reference(shape, kr_dims, batch, channels_last):
             memory_format=torch.channels_last) == channels_last
 
 
+@pytest.mark.parametrize('shape', DCD_SHAPES, ids=str)
+@pytest.mark.parametrize('kr_dims', [0, KR_DIMS])
+def test_dcd_in_training_equals_reference_with_batch_statistics(
+        shape, kr_dims):
+    """Training mode: both norms use the batch's statistics, so every
+    sample's output depends on the other samples (the running statistics,
+    randomised, must not enter)."""
+    cin, cout, k, stride, padding, dilation, bias, layout = shape
+    layer = randomise_norms(randomise(
+        DCDConv2d(cin, cout, k, stride, padding, dilation, bias=bias,
+                  layout=layout, kr_dims=kr_dims).double())).train()
+    x, d = inputs(cin, 3, kr_dims)
+    assert_equal_to_reference(layer, reference_dcd_conv2d, x, d)
+
+
 def test_dcd_trains_on_the_latent_path():
     layer = DCDConv2d(8, 12, 3, padding=1)
     assert layer.train().select_path(56, 56) == 'latent'

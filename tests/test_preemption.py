@@ -8,7 +8,10 @@ process), so that a resume that changed the random states or the batch order
 would show. Every process is started in a session of its own and signalled
 as a scheduler signals a job: the whole process group. A kill during a
 checkpoint write uses tests/hanging_write.py, which stops a real write
-half-way so that SIGKILL lands inside it. The dist test trains two epochs.
+half-way so that SIGKILL lands inside it. The dist test trains two epochs,
+each rank with random numbers of its own (``diff_rank_seed``), so that a
+resume that gave a rank another rank's random states would show. The jobs
+import mmkr from the checkout under test.
 """
 import os
 import os.path as osp
@@ -26,7 +29,7 @@ from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset
 
 from mmkr.engine import PREEMPTED_EXIT_CODE
-from mmkr.engine.runner.resumable_loop import batches_after
+from mmkr.engine.runner.resumable_loop import RESUME_STATE, batches_after
 from mmkr.utils import load_from_local, write_atomically
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -77,7 +80,7 @@ class Job:
     def __init__(self, log: str, *args: str, port: int = None):
         env = dict(os.environ, PYTHONUNBUFFERED='1')
         env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env['PATH']
-        env['PYTHONPATH'] = osp.join(REPO, 'tests')
+        env['PYTHONPATH'] = os.pathsep.join([REPO, osp.join(REPO, 'tests')])
         if port is not None:
             env['PORT'] = str(port)
         self.log = log
@@ -183,18 +186,23 @@ def preemption_checkpoint(log: str, work_dir: str, iters: range) -> str:
 def assert_same_training_state(path: str, expected_path: str) -> None:
     """Weights, optimizer and schedulers of two checkpoints are bit-equal."""
     actual, expected = load_from_local(path), load_from_local(expected_path)
+    differs = f'{path} differs from the uninterrupted run\'s {expected_path}'
     assert (actual['meta']['epoch'],
             actual['meta']['iter']) == (expected['meta']['epoch'],
-                                        expected['meta']['iter'])
+                                        expected['meta']['iter']), differs
     assert actual['state_dict'].keys() == expected['state_dict'].keys()
     for key, value in expected['state_dict'].items():
-        assert torch.equal(actual['state_dict'][key], value), key
+        assert torch.equal(actual['state_dict'][key], value), (
+            f'{differs} in the weights {key}')
     states = actual['optimizer']['state'], expected['optimizer']['state']
     assert states[0].keys() == states[1].keys()
     for index, state in states[1].items():
         for name, value in state.items():
-            assert torch.equal(states[0][index][name], value), (index, name)
-    assert actual['param_schedulers'] == expected['param_schedulers']
+            assert torch.equal(states[0][index][name], value), (
+                f'{differs} in the optimizer state {name} of parameter '
+                f'{index}')
+    assert actual['param_schedulers'] == expected['param_schedulers'], (
+        f'{differs} in the schedulers')
 
 
 def prepare(root: str) -> str:
@@ -235,16 +243,38 @@ def config(tmp_path_factory, worker_id) -> str:
     return path
 
 
+def made_once(root: str, name: str, last: str, job) -> str:
+    """The work dir ``root/name`` of a run that ``job(work_dir)`` starts,
+    run once per session: where its ``last`` checkpoint exists, it is
+    complete."""
+    work_dir = osp.join(root, name)
+    with FileLock(work_dir + '.lock'):
+        if not osp.isfile(osp.join(work_dir, last)):
+            job(work_dir).finish()
+    return work_dir
+
+
 @pytest.fixture(scope='module')
 def reference(config, tmp_path_factory, worker_id) -> str:
-    """The work dir of the config's uninterrupted single-process run, made
-    once."""
-    root = shared_folder(tmp_path_factory, worker_id)
-    with FileLock(root + '.reference.lock'):
-        work_dir = osp.join(root, 'uninterrupted')
-        if not osp.isfile(osp.join(work_dir, 'epoch_3.pth')):
-            train(work_dir, config).finish()
-    return work_dir
+    """The work dir of the config's uninterrupted single-process run."""
+    return made_once(shared_folder(tmp_path_factory, worker_id),
+                     'uninterrupted', 'epoch_3.pth',
+                     lambda work_dir: train(work_dir, config))
+
+
+# the dist test's runs: two epochs, random numbers of each rank's own
+DIST_OPTIONS = ('--cfg-options', 'train_cfg.max_epochs=2',
+                'randomness.diff_rank_seed=True')
+
+
+@pytest.fixture(scope='module')
+def dist_reference(config, tmp_path_factory, worker_id) -> str:
+    """The work dir of the config's uninterrupted two-process run
+    (``DIST_OPTIONS``)."""
+    return made_once(shared_folder(tmp_path_factory, worker_id),
+                     'uninterrupted_dist', 'epoch_2.pth',
+                     lambda work_dir: dist_train(work_dir, config,
+                                                 *DIST_OPTIONS))
 
 
 def test_sigterm_then_sigkill_during_a_write_end_as_uninterrupted(
@@ -286,26 +316,29 @@ def test_sigterm_then_sigkill_during_a_write_end_as_uninterrupted(
                                osp.join(reference, 'epoch_3.pth'))
 
 
-def test_sigterm_in_two_processes_ends_as_uninterrupted(config, tmp_path):
+def test_sigterm_in_two_processes_ends_as_uninterrupted(
+        config, dist_reference, tmp_path):
     """tools/dist_train.sh: two gloo processes under torchrun, two epochs of
     3 batches each; SIGTERM to all of them (and to torchrun) in epoch 2."""
-    two_epochs = ('--cfg-options', 'train_cfg.max_epochs=2')
-    reference = str(tmp_path / 'uninterrupted')
-    dist_train(reference, config, *two_epochs).finish()
-
     work_dir = str(tmp_path / 'run')
-    run = dist_train(work_dir, config, *two_epochs)
+    run = dist_train(work_dir, config, *DIST_OPTIONS)
     run.wait_for(r'Epoch\(train\) \[2\]\[1/3\]')
     run.signal(signal.SIGTERM)
     preempted = preemption_checkpoint(run.finish(expected=PREEMPTED_EXIT_CODE),
                                       work_dir, range(4, 7))
+    ranks = load_from_local(preempted)['message_hub']['runtime_info'][
+        RESUME_STATE]['random_states']
+    assert len(ranks) == 2 and not torch.equal(
+        ranks[0]['torch'], ranks[1]['torch']), (
+            'the two ranks saved the same random state: a resume that gave '
+            'a rank the other\'s could not show')
 
-    log = dist_train(work_dir, config, '--resume', *two_epochs).finish()
+    log = dist_train(work_dir, config, '--resume', *DIST_OPTIONS).finish()
     assert f'Auto resumed from the latest complete checkpoint {preempted}' \
         in log
     assert not osp.exists(preempted)
     assert_same_training_state(osp.join(work_dir, 'epoch_2.pth'),
-                               osp.join(reference, 'epoch_2.pth'))
+                               osp.join(dist_reference, 'epoch_2.pth'))
 
 
 def test_broken_checkpoints_are_named_and_complete_ones_kept(

@@ -250,8 +250,9 @@ def explain_overhead(ours: float, theirs: float, tolerance: float,
 def count_flops(model: nn.Module,
                 input_shape: Sequence[int] = (3, 224, 224)) -> int:
     """Multiply-adds of one image of ``input_shape`` (C, H, W) through
-    ``model`` in eval mode, by :data:`FLOP_CONVENTIONS`."""
-    was_training = model.training
+    ``model`` in eval mode, by :data:`FLOP_CONVENTIONS`. Every module keeps
+    its own mode (a frozen norm of a training model stays in eval)."""
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         with torch.no_grad():
@@ -259,7 +260,8 @@ def count_flops(model: nn.Module,
             return round(
                 flop_analyzer(model, torch.zeros(1, *input_shape)).total())
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
 
 
 def count_params(model: nn.Module) -> int:

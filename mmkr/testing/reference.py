@@ -178,9 +178,19 @@ def _dcd_gate(x: Tensor) -> Tensor:
 
 def _bn_affine(bn) -> Tuple[Tensor, Tensor]:
     """BatchNorm in eval mode as a * x + c per channel."""
-    assert not bn.training, 'the per-sample reference needs BN in eval mode'
+    assert not bn.training, 'use _batch_affine for BN in training mode'
     a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     return a, bn.bias - a * bn.running_mean
+
+
+def _batch_affine(bn, u: Tensor) -> Tuple[Tensor, Tensor]:
+    """BatchNorm in training mode on the batch u (N, C, positions) as
+    a * x + c per channel: mean and biased variance over N and the
+    positions."""
+    mean = u.mean(dim=(0, 2))
+    var = ((u - mean[:, None])**2).mean(dim=(0, 2))
+    a = bn.weight / torch.sqrt(var + bn.eps)
+    return a, bn.bias - a * mean
 
 
 def reference_dcd_conv2d(layer, x: Tensor, d: Optional[Tensor] = None
@@ -190,28 +200,45 @@ def reference_dcd_conv2d(layer, x: Tensor, d: Optional[Tensor] = None
 
     h = the input pooled to p x p; z = W_F [d; h]; h~ = z ⊙ hsig(W_SE z);
     Λ = hsig(W_Λ h~), Φ = W_Φ h~ (L x L), hsig(t) = ReLU6(t + 3) / 3. With
-    the eval-mode norms BN_i(u) = a_i u + c_i the latent path is affine,
-    P((a_2 Φ + I)(a_1 Q^T x + c_1) + c_2): its matrix joins W_0 at the
-    centre tap of the kernel (Q and P are 1x1 with the conv's stride) and
-    its offset is a per-sample bias.
+    the norms as affine maps BN_i(u) = a_i u + c_i the latent path is
+    affine, P((a_2 Φ + I)(a_1 Q^T x + c_1) + c_2): its matrix joins W_0 at
+    the centre tap of the kernel (Q and P are 1x1 with the conv's stride)
+    and its offset is a per-sample bias. In eval mode a_i, c_i come from the
+    running statistics; in training mode from the batch's: those of Q^T x
+    for BN_1, and those of Φ BN_1(Q^T x) for BN_2, over the samples and
+    positions.
     """
     fusion, generator = layer.fusion, layer.generator
     pool = layer.sizes.pool
-    a1, c1 = _bn_affine(layer.bn1)
-    a2, c2 = _bn_affine(layer.bn2)
     q = layer.q.weight[:, :, 0, 0]
     p = layer.p.weight[:, :, 0, 0]
-    eye = torch.eye(q.shape[0], dtype=x.dtype)
-    outs, d_nexts = [], []
+    dim = q.shape[0]
+    eye = torch.eye(dim, dtype=x.dtype)
+    fused, phis, scales = [], [], []
     for b in range(x.size(0)):
         h = F.adaptive_avg_pool2d(x[b:b + 1], pool).flatten()
         z = fusion.fc.weight @ _with_d(h, None if d is None else d[b])
-        fused = z * _dcd_gate(fusion.se.weight @ z)
-        phi_logits = generator.phi.weight @ fused
-        scale_logits = generator.scale.weight @ fused
-        phi = phi_logits.view(q.shape[0], q.shape[0])
+        fused.append(z * _dcd_gate(fusion.se.weight @ z))
+        phis.append(generator.phi.weight @ fused[-1])
+        scales.append(generator.scale.weight @ fused[-1])
+    if layer.bn1.training:
+        # Q^T x at the conv's output positions: a 1x1 conv with its stride
+        strided = x[:, :, ::layer.stride[0], ::layer.stride[1]].flatten(2)
+        latent = torch.stack([q @ strided[b] for b in range(x.size(0))])
+        a1, c1 = _batch_affine(layer.bn1, latent)
+        mixed = torch.stack([
+            phis[b].view(dim, dim) @ (a1[:, None] * latent[b] + c1[:, None])
+            for b in range(x.size(0))
+        ])
+        a2, c2 = _batch_affine(layer.bn2, mixed)
+    else:
+        a1, c1 = _bn_affine(layer.bn1)
+        a2, c2 = _bn_affine(layer.bn2)
+    outs, d_nexts = [], []
+    for b in range(x.size(0)):
+        phi = phis[b].view(dim, dim)
         mix = (a2[:, None] * phi + eye)
-        kernel = _dcd_gate(scale_logits)[:, None, None, None] * layer.weight
+        kernel = _dcd_gate(scales[b])[:, None, None, None] * layer.weight
         centre = tuple(k // 2 for k in layer.kernel_size)
         kernel = kernel.clone()
         kernel[:, :, centre[0], centre[1]] += p @ mix @ (a1[:, None] * q)
@@ -222,7 +249,7 @@ def reference_dcd_conv2d(layer, x: Tensor, d: Optional[Tensor] = None
             F.conv2d(x[b:b + 1], kernel, bias, layer.stride, layer.padding,
                      layer.dilation))
         d_nexts.append(
-            _kr_next(layer, fused, torch.cat([phi_logits, scale_logits])))
+            _kr_next(layer, fused[b], torch.cat([phis[b], scales[b]])))
     return torch.cat(outs), (None if d_nexts[0] is None else
                              torch.stack(d_nexts))
 

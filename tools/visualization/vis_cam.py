@@ -134,6 +134,25 @@ def tokens_to_map(extra_tokens: int):
     return transform
 
 
+def class_activation_maps(model: nn.Module, layers: list,
+                          inputs: torch.Tensor, categories: list,
+                          method: str = 'GradCAM') -> list:
+    """One CAM (B, H, W) in [0, 1] per layer of ``layers``: image i's of
+    class ``categories[i]``, by ``method`` of the grad-cam package, at the
+    size of ``inputs`` (B, 3, H, W)."""
+    targets = [ClassifierOutputTarget(c) for c in categories]
+    transform = tokens_to_map(
+        getattr(wrapped_backbone(model), 'num_extra_tokens', 0))
+    cam_method = getattr(pytorch_grad_cam, method)
+    # one CAM per layer: grad-cam averages the maps of several layers
+    cams = []
+    for layer in layers:
+        with cam_method(model=Logits(model), target_layers=[layer],
+                        reshape_transform=transform) as cam:
+            cams.append(cam(inputs, targets=targets))
+    return cams
+
+
 def load_images(cfg: Config, model: nn.Module, paths: list) -> tuple:
     """The model's inputs (B, 3, H, W) through the test pipeline, and the
     images as that pipeline gives them, before normalisation, as RGB uint8
@@ -173,16 +192,8 @@ def main():
     predicted = probs.argmax(dim=1).tolist()
     category = ([args.target_category] * len(predicted)
                 if args.target_category is not None else predicted)
-    targets = [ClassifierOutputTarget(c) for c in category]
-    transform = tokens_to_map(
-        getattr(wrapped_backbone(model), 'num_extra_tokens', 0))
-    method = getattr(pytorch_grad_cam, args.method)
-    # one CAM per layer: grad-cam averages the maps of several layers
-    cams = []
-    for layer in layers:
-        with method(model=Logits(model), target_layers=[layer],
-                    reshape_transform=transform) as cam:
-            cams.append(cam(inputs, targets=targets))
+    cams = class_activation_maps(model, layers, inputs, category,
+                                 args.method)
 
     # get_model keeps the checkpoint's (or the dataset's) class names here
     classes = getattr(model, '_dataset_meta', {}).get('classes')

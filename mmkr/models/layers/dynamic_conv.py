@@ -123,7 +123,8 @@ class DynamicConv2d(DynamicConvBase, MixingLayer):
     :func:`~.dynamic_conv_base.exporting_graph`), ``'grouped'`` gives way to :attr:`graph_path`,
     the batch-agnostic ``'mixed'`` or ``'unfold'``: the batch size is then
     never a conv's ``groups``, so one exported graph serves every batch
-    size. All paths compute the same function.
+    size. All paths compute the same function. :attr:`last_path` names the
+    path the last call ran.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation,

@@ -92,7 +92,8 @@ class DynamicConvBase(DynamicLayer):
     rule, ``'autotune'`` times every valid path once per signature and keeps
     the fastest (:mod:`.autotune`, as ``torch.backends.cudnn.benchmark``
     does; the rule decides while compiling or exporting), and a path name
-    forces that path. While a graph is exported, a path that folds the
+    forces that path. :attr:`last_path` names the path the last call ran.
+    While a graph is exported, a path that folds the
     batch into a conv's groups (:attr:`batch_folded_paths`) gives way to
     :attr:`graph_path`, whose ops do not depend on the batch size.
 
@@ -130,6 +131,7 @@ class DynamicConvBase(DynamicLayer):
             self.kernel_size, self.stride, padding, self.dilation,
             padding_mode)
         self.path: Optional[str] = None
+        self.last_path: Optional[str] = None
         self.graph_path = 'unfold'
 
     @classmethod
@@ -200,8 +202,8 @@ class DynamicConvBase(DynamicLayer):
         if self.input_padding is not None:
             x = F.pad(x, self.input_padding,
                       mode=PADDING_MODES[self.padding_mode])
-        return getattr(self, f'_forward_{self.execution_path(x, att)}')(x,
-                                                                        att)
+        self.last_path = self.execution_path(x, att)
+        return getattr(self, f'_forward_{self.last_path}')(x, att)
 
     def _autotuned_path(self, x: torch.Tensor, att: Any) -> str:
         """The fastest of :meth:`valid_paths` for this signature, timed
