@@ -6,6 +6,7 @@ their 1x1-conv shapes, ``{'state_dict': ...}`` with DDP's ``module.``),
 converts it and checks that every tensor comes back and the logits agree.
 """
 import os
+import re
 import os.path as osp
 import subprocess
 import sys
@@ -64,12 +65,12 @@ def randomized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def authors_file(path, model, network, ddp=True, **extra):
-    """The authors' training-script checkpoint of ``model``."""
+    """Writes the authors' training-script checkpoint of ``model`` (with
+    DDP's ``module.`` where ``ddp``); returns its state dict without it."""
     state = authors_state_dict(model.state_dict(), network, model)
-    if ddp:
-        state = {f'module.{k}': v for k, v in state.items()}
+    saved = {f'module.{k}': v for k, v in state.items()} if ddp else state
     torch.save(dict(epoch=100, best_acc1=torch.tensor(70.1),
-                    state_dict=state, **extra), path)
+                    state_dict=saved, **extra), path)
     return state
 
 
@@ -95,3 +96,104 @@ def test_round_trip(name, tmp_path):
         torch.testing.assert_close(converted(images, mode='tensor'),
                                    source(images, mode='tensor'), rtol=0,
                                    atol=0)
+
+
+@pytest.fixture(scope='module')
+def odconv_file(tmp_path_factory):
+    """A randomized ODConv MobileNetV2 0.5x 4x, its network and its file as
+    the authors' DDP training writes it."""
+    network = odconv_mobilenetv2(0.5, 4)
+    model = randomized(build_model(network.config), seed=2)
+    path = str(tmp_path_factory.mktemp('odconv') / 'od_mbv2_050_4x.pth.tar')
+    state = authors_file(path, model, network)
+    return model, network, path, state
+
+
+def test_refuses_a_file_of_another_network(odconv_file, tmp_path):
+    dcd = dcd_mobilenetv2(0.5)
+    model = build_model(dcd.config)
+    path = str(tmp_path / 'dcd.pth.tar')
+    authors_file(path, model, dcd)
+    with pytest.raises(ValueError,
+                       match=r"not a checkpoint of ODConv's networks\. It "
+                       r'looks like DCD MobileNetV2 0\.5x '
+                       r'\(configs/dcd/mobilenet-v2-050_dcd\.py\)'):
+        convert_authors_checkpoint(path, odconv_network, 'ODConv')
+
+    _, _, odconv_path, _ = odconv_file
+    with pytest.raises(ValueError,
+                       match=r'resnet18_odconv4\.py has no module '
+                       r'backbone\.backbone\.conv1\.conv .* the checkpoint '
+                       r'is ODConv MobileNetV2 0\.5x \(4x, K=4\)'):
+        convert_authors_checkpoint(odconv_path, odconv_network, 'ODConv',
+                                   'configs/odconv/resnet18_odconv4.py')
+
+
+def test_refuses_a_file_whose_tensors_do_not_all_map(odconv_file, tmp_path):
+    _, network, _, state = odconv_file
+    extra = dict(state, **{'features.1.conv.0.0.attention.extra':
+                           torch.zeros(1)})
+    path = str(tmp_path / 'extra.pth.tar')
+    torch.save(dict(state_dict=extra), path)
+    with pytest.raises(ValueError,
+                       match=r'does not fit configs/odconv/mobilenet-v2-050_'
+                       r"odconv4\.py: 1 of its tensors .*\['features\.1\.conv"
+                       r"\.0\.0\.attention\.extra'\]\).* It looks like ODConv "
+                       r'MobileNetV2 0\.5x'):
+        convert_authors_checkpoint(path, odconv_network, 'ODConv')
+
+    missing = dict(state)
+    del missing['features.5.conv.1.0.attention.spatial_fc.bias']
+    torch.save(dict(state_dict=missing), path)
+    with pytest.raises(ValueError, match=r"1 tensors of the model are not in "
+                       r"it \(first: \['features\.5\.conv\.1\.0\.attention"
+                       r"\.spatial_fc\.bias'\]\)"):
+        convert_authors_checkpoint(path, odconv_network, 'ODConv')
+
+    wrong = dict(state)
+    wrong['features.5.conv.2.weight'] = wrong['features.5.conv.2.weight'][:2]
+    torch.save(dict(state_dict=wrong), path)
+    with pytest.raises(ValueError, match=r'features\.5\.conv\.2\.weight has '
+                       r'shape \(2, .* backbone\.backbone\.layer3\.1\.conv\.2'
+                       r'\.conv\.weight .* has \(4, '):
+        convert_authors_checkpoint(path, odconv_network, 'ODConv')
+
+
+def test_refuses_truncated_and_code_holding_files(odconv_file, tmp_path):
+    _, _, path, state = odconv_file
+    truncated = str(tmp_path / 'truncated.pth.tar')
+    with open(path, 'rb') as src, open(truncated, 'wb') as dst:
+        dst.write(src.read()[:os.path.getsize(path) // 2])
+    with pytest.raises(Exception, match='truncated or not a checkpoint'):
+        convert_authors_checkpoint(truncated, odconv_network, 'ODConv')
+
+    code = str(tmp_path / 'code.pth.tar')
+    torch.save(dict(state_dict=state, hook=os.system), code)
+    with pytest.raises(Exception, match=r'holds Python objects besides '
+                       r'tensors and plain containers \(first: posix\.system\).* '
+                       r'refused \(weights_only=True\)'):
+        convert_authors_checkpoint(code, odconv_network, 'ODConv')
+
+
+def test_command_line_and_get_model(odconv_file, tmp_path):
+    source, network, path, _ = odconv_file
+    out = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools/model_converters/'
+                                  'odconv_to_mmkr.py'), path,
+         str(tmp_path / 'mobilenet-v2-050_odconv4_in1k')],
+        capture_output=True, text=True, check=True,
+        env=dict(os.environ, PYTHONPATH=ROOT)).stdout.strip().splitlines()
+    assert ('ODConv MobileNetV2 0.5x (4x, K=4); config configs/odconv/'
+            'mobilenet-v2-050_odconv4.py (inferred from the tensor shapes)'
+            in out[0])
+    written = out[-1]
+    assert re.fullmatch(
+        re.escape(str(tmp_path)) + r'/mobilenet-v2-050_odconv4_in1k-'
+        r'[0-9a-f]{8}\.pth', written)
+    model = mmpretrain.get_model('mobilenet-v2-050_odconv4',
+                                 pretrained=written).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images, mode='tensor'),
+                                   source.float()(images, mode='tensor'))
+    source.double()

@@ -207,16 +207,15 @@ def convert_authors_state(authors: Dict[str, torch.Tensor],
     """
     target = model.state_dict()
     rules = key_map(network, model)
-    unused = [key for key in authors
-              if key not in {r.authors for r in rules}]
-    missing = [r.authors for r in rules if r.authors not in authors]
+    mapped = {rule.authors for rule in rules}
+    unused = [key for key in authors if key not in mapped]
+    missing = [rule.authors for rule in rules if rule.authors not in authors]
     if unused or missing:
-        looks_like = detect_hint(authors)
         raise ValueError(
             f'the checkpoint does not fit {network.config}: {len(unused)} '
-            'of its tensors have no place in that model (first: {unused[:5]}) and {len(missing)} '
-            f'tensors of the model are not in it (first: {missing[:5]}). '
-            f'{looks_like}')
+            f'of its tensors have no place in that model (first: '
+            f'{unused[:5]}) and {len(missing)} tensors of the model are not '
+            f'in it (first: {missing[:5]}). {detect_hint(authors)}')
     state = OrderedDict()
     for rule in rules:
         tensor = authors[rule.authors]
