@@ -197,3 +197,33 @@ def test_command_line_and_get_model(odconv_file, tmp_path):
         torch.testing.assert_close(model(images, mode='tensor'),
                                    source.float()(images, mode='tensor'))
     source.double()
+
+
+def test_kr_from_a_converted_odconv_network_starts_at_its_logits():
+    """KR (K = 1, attention_norm 'bn') from a trained ODConv ResNet-18 1x:
+    the block convs keep ODConv's tensors, the shortcuts (static in ODConv)
+    start neutral, d reaches no output; the KR model's step-0 logits are
+    the ODConv network's."""
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+
+    from mmkr.models.utils import convert_dynamic_to_kr
+    source = randomized(build_model('configs/odconv/resnet18_odconv1.py'),
+                        seed=3)
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/kr/resnet18_kr1.py'))
+    cfg.model.backbone.attention_norm = 'bn'
+    kr = MODELS.build(cfg.model)
+    kr.init_weights()
+    state = convert_dynamic_to_kr(source.state_dict(), kr.double())
+    kr.load_state_dict(state)
+    kr.eval()
+    layer = 'backbone.backbone.layer3.1.conv2.'
+    fc = state[f'{layer}fusion.fc.weight']
+    assert (fc[:, :64] == 0).all()
+    assert torch.equal(fc[:, 64:], source.state_dict()[f'{layer}fusion.fc.weight'])
+    assert kr.backbone.dynamic_layers['layer2.0.downsample.0'] is not None
+    images = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(kr(images, mode='tensor'),
+                                   source(images, mode='tensor'),
+                                   rtol=1e-9, atol=1e-9)
