@@ -227,3 +227,70 @@ def test_kr_from_a_converted_odconv_network_starts_at_its_logits():
         torch.testing.assert_close(kr(images, mode='tensor'),
                                    source(images, mode='tensor'),
                                    rtol=1e-9, atol=1e-9)
+
+
+def authors_odconv2d(x, t, prefix, stride=1, padding=1, eps=1e-5):
+    """ODConv2d.forward of OSVAI/ODConv modules/odconv.py at T = 1, on the
+    authors' tensors ``t`` of the layer at ``prefix``, written from their
+    code: the reference the key map must reproduce."""
+    import torch.nn.functional as F
+
+    def att(name):
+        return t.get(f'{prefix}.attention.{name}')
+
+    b, c, height, width = x.shape
+    h = F.conv2d(x.mean((2, 3), keepdim=True), att('fc.weight'))
+    h = F.batch_norm(h, att('bn.running_mean'), att('bn.running_var'),
+                     att('bn.weight'), att('bn.bias'), False, 0., eps).relu()
+
+    def head(name):
+        return F.conv2d(h, att(f'{name}_fc.weight'), att(f'{name}_fc.bias'))
+
+    weight = t[f'{prefix}.weight']
+    k_num, c_out, _, k, _ = weight.shape
+    channel = torch.sigmoid(head('channel')).view(b, -1, 1, 1)
+    filt = torch.sigmoid(head('filter')).view(b, -1, 1, 1)
+    spatial = torch.sigmoid(head('spatial')).view(b, 1, 1, 1, k, k)
+    kernel = (F.softmax(head('kernel').view(b, -1, 1, 1, 1, 1), dim=1)
+              if att('kernel_fc.weight') is not None else 1.)
+    kernels = (spatial * kernel * weight[None]).sum(1)
+    out = F.conv2d((x * channel).reshape(1, -1, height, width),
+                   kernels.reshape(-1, c, k, k), None, stride, padding,
+                   groups=b)
+    return out.view(b, c_out, *out.shape[-2:]) * filt
+
+
+@pytest.mark.parametrize('kernel_num', [1, 4])
+def test_key_map_follows_the_authors_layout_and_formulas(kernel_num):
+    """The authors' names and shapes, written out from their code, and
+    their ODConv2d's output on their tensors: a swapped or misshaped entry
+    of the key map, invisible to a round trip through the same map, fails
+    here."""
+    network = odconv_resnet(18, kernel_num)
+    model = randomized(build_model(network.config), seed=4)
+    theirs = authors_state_dict(model.state_dict(), network, model)
+    k = kernel_num
+    expected = {
+        'conv1.weight': (64, 3, 7, 7),
+        'layer2.0.conv1.weight': (k, 128, 64, 3, 3),
+        'layer2.0.conv1.attention.fc.weight': (16, 64, 1, 1),
+        'layer2.0.conv1.attention.bn.running_var': (16, ),
+        'layer2.0.conv1.attention.channel_fc.weight': (64, 16, 1, 1),
+        'layer2.0.conv1.attention.filter_fc.weight': (128, 16, 1, 1),
+        'layer2.0.conv1.attention.spatial_fc.bias': (9, ),
+        'layer2.0.downsample.0.weight': (128, 64, 1, 1),
+        'layer2.0.downsample.1.running_mean': (128, ),
+        'fc.weight': (1000, 512),
+    }
+    if k > 1:
+        expected['layer2.0.conv1.attention.kernel_fc.weight'] = (k, 16, 1, 1)
+    else:
+        assert 'layer2.0.conv1.attention.kernel_fc.weight' not in theirs
+    for key, shape in expected.items():
+        assert tuple(theirs[key].shape) == shape, key
+    layer = model.backbone.backbone.layer2[1].conv2  # 128 -> 128
+    x = torch.randn(2, 128, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x),
+                                   authors_odconv2d(x, theirs,
+                                                    'layer2.1.conv2'))
