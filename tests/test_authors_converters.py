@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from mmkr.models.utils import (authors_state_dict, convert_authors_checkpoint,
-                               dcd_network, odconv_network)
+                               convert_authors_state, dcd_network,
+                               odconv_network)
 from mmkr.models.utils.authors_checkpoints import build_model
 from mmkr.models.utils.authors_networks import (dcd_mobilenetv2, dcd_resnet,
                                                 odconv_mobilenetv2,
@@ -294,3 +295,33 @@ def test_key_map_follows_the_authors_layout_and_formulas(kernel_num):
         torch.testing.assert_close(layer(x),
                                    authors_odconv2d(x, theirs,
                                                     'layer2.1.conv2'))
+
+
+# Every checkpoint the authors released (OSVAI/ODConv README, Results and
+# Models; liyunsheng13/dcd README): the network found in its layout
+RELEASED = [
+    *[(odconv_resnet(depth, k), odconv_network)
+      for depth, ks in ((18, (1, 4)), (50, (1, 4)), (101, (1, 2)))
+      for k in ks],
+    *[(odconv_mobilenetv2(width, k), odconv_network)
+      for width in (0.5, 0.75, 1.0) for k in (1, 4)],
+    (dcd_resnet(50), dcd_network),
+    (dcd_mobilenetv2(1.0), dcd_network),
+]
+
+
+@pytest.mark.parametrize('network,detector', RELEASED,
+                         ids=[n.name for n, _ in RELEASED])
+def test_every_released_network_is_found_and_maps_completely(network,
+                                                             detector):
+    """The layout of each released network is recognised as that network
+    (its config inferred) and its tensors fill every tensor of the config
+    but the mmkr-only ones; the round trips above check the values."""
+    model = build_model(network.config)
+    theirs = authors_state_dict(model.state_dict(), network, model)
+    assert detector(theirs) == network
+    state = convert_authors_state(theirs, network, model)
+    assert list(state) == list(model.state_dict())
+    assert len(theirs) == sum(
+        not key.endswith(('method_code', 'generator.temperature'))
+        for key in state)
