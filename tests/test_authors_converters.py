@@ -29,11 +29,10 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # mmkr config
 NETWORKS = {
     'odconv-resnet18-1x': (odconv_resnet(18, 1), odconv_network),
-    'odconv-mobilenetv2-0.5x-4x': (odconv_mobilenetv2(0.5, 4),
-                                   odconv_network),
+    'odconv-mobilenetv2-0.5x-4x': (odconv_mobilenetv2(0.5, 4), odconv_network),
     'dcd-resnet18': (dcd_resnet(18), dcd_network),
-    'dcd-mobilenetv2-0.5x-no-dropout': (dcd_mobilenetv2(0.5, dropout=False),
-                                        dcd_network),
+    'dcd-mobilenetv2-0.5x-no-dropout':
+    (dcd_mobilenetv2(0.5, dropout=False), dcd_network),
 }
 
 
@@ -47,17 +46,21 @@ def randomized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     model = model.double()
     with torch.no_grad():
         for param in model.parameters():
-            param.add_(0.1 * torch.randn(param.shape, generator=gen,
-                                         dtype=param.dtype))
-        norms = [m for m in model.modules()
-                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+            param.add_(
+                0.1 *
+                torch.randn(param.shape, generator=gen, dtype=param.dtype))
+        norms = [
+            m for m in model.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        ]
         for norm in norms:
             norm.reset_running_stats()
             norm.momentum = None  # the mean over the calibration batches
         model.train()
         for _ in range(2):
             model(torch.randn(8, 3, 64, 64, generator=gen,
-                              dtype=torch.float64), mode='tensor')
+                              dtype=torch.float64),
+                  mode='tensor')
         for norm in norms:
             norm.momentum = 0.1
             norm.num_batches_tracked.fill_(
@@ -70,10 +73,12 @@ def authors_file(path, model, network, ddp=True, **extra):
     DDP's ``module.`` where ``ddp``); returns its state dict without it."""
     state = authors_state_dict(model.state_dict(), network, model)
     saved = {f'module.{k}': v for k, v in state.items()} if ddp else state
-    torch.save(dict(epoch=100, best_acc1=torch.tensor(70.1),
-                    state_dict=saved, **extra), path)
+    torch.save(
+        dict(epoch=100,
+             best_acc1=torch.tensor(70.1),
+             state_dict=saved,
+             **extra), path)
     return state
-
 
 
 @pytest.mark.parametrize('name', list(NETWORKS))
@@ -95,7 +100,8 @@ def test_round_trip(name, tmp_path):
     images = torch.randn(2, 3, 64, 64, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(converted(images, mode='tensor'),
-                                   source(images, mode='tensor'), rtol=0,
+                                   source(images, mode='tensor'),
+                                   rtol=0,
                                    atol=0)
 
 
@@ -132,8 +138,8 @@ def test_refuses_a_file_of_another_network(odconv_file, tmp_path):
 
 def test_refuses_a_file_whose_tensors_do_not_all_map(odconv_file, tmp_path):
     _, network, _, state = odconv_file
-    extra = dict(state, **{'features.1.conv.0.0.attention.extra':
-                           torch.zeros(1)})
+    extra = dict(state,
+                 **{'features.1.conv.0.0.attention.extra': torch.zeros(1)})
     path = str(tmp_path / 'extra.pth.tar')
     torch.save(dict(state_dict=extra), path)
     with pytest.raises(ValueError,
@@ -146,7 +152,8 @@ def test_refuses_a_file_whose_tensors_do_not_all_map(odconv_file, tmp_path):
     missing = dict(state)
     del missing['features.5.conv.1.0.attention.spatial_fc.bias']
     torch.save(dict(state_dict=missing), path)
-    with pytest.raises(ValueError, match=r"1 tensors of the model are not in "
+    with pytest.raises(ValueError,
+                       match=r"1 tensors of the model are not in "
                        r"it \(first: \['features\.5\.conv\.1\.0\.attention"
                        r"\.spatial_fc\.bias'\]\)"):
         convert_authors_checkpoint(path, odconv_network, 'ODConv')
@@ -154,7 +161,8 @@ def test_refuses_a_file_whose_tensors_do_not_all_map(odconv_file, tmp_path):
     wrong = dict(state)
     wrong['features.5.conv.2.weight'] = wrong['features.5.conv.2.weight'][:2]
     torch.save(dict(state_dict=wrong), path)
-    with pytest.raises(ValueError, match=r'features\.5\.conv\.2\.weight has '
+    with pytest.raises(ValueError,
+                       match=r'features\.5\.conv\.2\.weight has '
                        r'shape \(2, .* backbone\.backbone\.layer3\.1\.conv\.2'
                        r'\.conv\.weight .* has \(4, '):
         convert_authors_checkpoint(path, odconv_network, 'ODConv')
@@ -170,8 +178,10 @@ def test_refuses_truncated_and_code_holding_files(odconv_file, tmp_path):
 
     code = str(tmp_path / 'code.pth.tar')
     torch.save(dict(state_dict=state, hook=os.system), code)
-    with pytest.raises(Exception, match=r'holds Python objects besides '
-                       r'tensors and plain containers \(first: posix\.system\).* '
+    with pytest.raises(Exception,
+                       match=r'holds Python objects besides '
+                       r'tensors and plain containers '
+                       r'\(first: posix\.system\).* '
                        r'refused \(weights_only=True\)'):
         convert_authors_checkpoint(code, odconv_network, 'ODConv')
 
@@ -179,10 +189,15 @@ def test_refuses_truncated_and_code_holding_files(odconv_file, tmp_path):
 def test_command_line_and_get_model(odconv_file, tmp_path):
     source, network, path, _ = odconv_file
     out = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools/model_converters/'
-                                  'odconv_to_mmkr.py'), path,
-         str(tmp_path / 'mobilenet-v2-050_odconv4_in1k')],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            osp.join(ROOT, 'tools/model_converters/'
+                     'odconv_to_mmkr.py'), path,
+            str(tmp_path / 'mobilenet-v2-050_odconv4_in1k')
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
         env=dict(os.environ, PYTHONPATH=ROOT)).stdout.strip().splitlines()
     assert ('ODConv MobileNetV2 0.5x (4x, K=4); config configs/odconv/'
             'mobilenet-v2-050_odconv4.py (inferred from the tensor shapes)'
@@ -221,13 +236,15 @@ def test_kr_from_a_converted_odconv_network_starts_at_its_logits():
     layer = 'backbone.backbone.layer3.1.conv2.'
     fc = state[f'{layer}fusion.fc.weight']
     assert (fc[:, :64] == 0).all()
-    assert torch.equal(fc[:, 64:], source.state_dict()[f'{layer}fusion.fc.weight'])
+    assert torch.equal(fc[:, 64:],
+                       source.state_dict()[f'{layer}fusion.fc.weight'])
     assert kr.backbone.dynamic_layers['layer2.0.downsample.0'] is not None
     images = torch.randn(2, 3, 64, 64, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(kr(images, mode='tensor'),
                                    source(images, mode='tensor'),
-                                   rtol=1e-9, atol=1e-9)
+                                   rtol=1e-9,
+                                   atol=1e-9)
 
 
 def authors_odconv2d(x, t, prefix, stride=1, padding=1, eps=1e-5):
@@ -256,7 +273,10 @@ def authors_odconv2d(x, t, prefix, stride=1, padding=1, eps=1e-5):
               if att('kernel_fc.weight') is not None else 1.)
     kernels = (spatial * kernel * weight[None]).sum(1)
     out = F.conv2d((x * channel).reshape(1, -1, height, width),
-                   kernels.reshape(-1, c, k, k), None, stride, padding,
+                   kernels.reshape(-1, c, k, k),
+                   None,
+                   stride,
+                   padding,
                    groups=b)
     return out.view(b, c_out, *out.shape[-2:]) * filt
 
@@ -292,9 +312,8 @@ def test_key_map_follows_the_authors_layout_and_formulas(kernel_num):
     layer = model.backbone.backbone.layer2[1].conv2  # 128 -> 128
     x = torch.randn(2, 128, 8, 8, dtype=torch.float64)
     with torch.no_grad():
-        torch.testing.assert_close(layer(x),
-                                   authors_odconv2d(x, theirs,
-                                                    'layer2.1.conv2'))
+        torch.testing.assert_close(
+            layer(x), authors_odconv2d(x, theirs, 'layer2.1.conv2'))
 
 
 # Every checkpoint the authors released (OSVAI/ODConv README, Results and
@@ -310,10 +329,11 @@ RELEASED = [
 ]
 
 
-@pytest.mark.parametrize('network,detector', RELEASED,
+@pytest.mark.parametrize('network,detector',
+                         RELEASED,
                          ids=[n.name for n, _ in RELEASED])
-def test_every_released_network_is_found_and_maps_completely(network,
-                                                             detector):
+def test_every_released_network_is_found_and_maps_completely(
+        network, detector):
     """The layout of each released network is recognised as that network
     (its config inferred) and its tensors fill every tensor of the config
     but the mmkr-only ones; the round trips above check the values."""
@@ -325,3 +345,48 @@ def test_every_released_network_is_found_and_maps_completely(network,
     assert len(theirs) == sum(
         not key.endswith(('method_code', 'generator.temperature'))
         for key in state)
+
+
+def authors_conv_basic_dy(x, t, prefix, stride=1, eps=1e-5):
+    """conv_basic_dy.forward of liyunsheng13/dcd resnet_dcd.py on the
+    authors' tensors ``t`` of the layer at ``prefix``, from their code."""
+    import torch.nn.functional as F
+
+    def p(name):
+        return t[f'{prefix}.{name}']
+
+    def bn(u, name):
+        return F.batch_norm(u, p(f'{name}.running_mean'),
+                            p(f'{name}.running_var'), p(f'{name}.weight'),
+                            p(f'{name}.bias'), False, 0., eps)
+
+    b, c = x.shape[:2]
+    r = F.conv2d(x, p('conv.weight'), None, stride, 1)
+    y = F.adaptive_avg_pool2d(x, 2).view(b, c * 4) @ p('fc.0.weight').T
+    def hsigmoid(u):  # DCD's Hsigmoid: relu6(u + 3) / 3
+        return F.relu6(u + 3.) / 3.
+
+    y = y * hsigmoid(y @ p('fc.1.fc.0.weight').T)
+    dim = p('q.weight').shape[0]
+    phi = (y @ p('fc_phi.weight').T).view(b, dim, dim)
+    scale = hsigmoid(y @ p('fc_scale.weight').T).view(b, -1, 1, 1)
+    out = bn(F.conv2d(x, p('q.weight'), None, stride), 'bn1')
+    height, width = out.shape[-2:]
+    out = out.view(b, dim, -1)
+    out = bn(phi @ out, 'bn2') + out
+    return F.conv2d(out.view(b, -1, height, width), p('p.weight')) + scale * r
+
+
+def test_dcd_key_map_follows_the_authors_formula():
+    """DCD's BN_1 and BN_2, or Φ's and Λ's maps, swapped in the key map
+    would survive a round trip; the authors' conv_basic_dy on their tensors
+    does not."""
+    network = dcd_resnet(18)
+    model = randomized(build_model(network.config), seed=5)
+    theirs = authors_state_dict(model.state_dict(), network, model)
+    assert tuple(theirs['classifier.1.cls_q.weight'].shape) == (32, 512)
+    layer = model.backbone.backbone.layer2[1].conv1
+    x = torch.randn(2, 128, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            layer(x), authors_conv_basic_dy(x, theirs, 'layer2.1.conv1'))

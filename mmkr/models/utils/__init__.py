@@ -8,8 +8,7 @@ from .static_to_kr import convert_static_to_kr, neutral_factors
 
 __all__ = [
     'AuthorsNetwork', 'authors_state_dict', 'convert_authors_checkpoint',
-    'convert_authors_state', 'convert_dynamic_to_kr',
-    'convert_static_to_kr', 'dcd_network',
-    'detect_network', 'neutral_factors', 'odconv_network',
+    'convert_authors_state', 'convert_dynamic_to_kr', 'convert_static_to_kr',
+    'dcd_network', 'detect_network', 'neutral_factors', 'odconv_network',
     'read_authors_checkpoint', 'run_converter'
 ]

@@ -79,7 +79,8 @@ def _dcd_common(q: str, p: str) -> List[TensorRule]:
     return [
         TensorRule(f'{q}.weight', 'q.weight'),
         TensorRule(f'{p}.weight', 'p.weight'),
-        *_bn('bn1', 'bn1'), *_bn('bn2', 'bn2'),
+        *_bn('bn1', 'bn1'),
+        *_bn('bn2', 'bn2'),
         TensorRule('fc.0.weight', 'fusion.fc.weight'),
         TensorRule('fc.1.fc.0.weight', 'fusion.se.weight'),
         TensorRule('fc_phi.weight', 'generator.phi.weight'),
@@ -102,11 +103,11 @@ TENSOR_MAPS: Dict[str, List[TensorRule]] = {
     ],
     # liyunsheng13/dcd resnet_dcd.py, conv_basic_dy and conv_dy: the static
     # kernel is 'conv'.
-    'dcd_resnet': [TensorRule('conv.weight', 'weight'), *_dcd_common('q', 'p')],
+    'dcd_resnet':
+    [TensorRule('conv.weight', 'weight'), *_dcd_common('q', 'p')],
     # mobilenetv2_dcd.py, DYModule: Q and P are 'conv_q' and 'conv_p'.
-    'dcd_mobilenetv2': [
-        TensorRule('conv.weight', 'weight'), *_dcd_common('conv_q', 'conv_p')
-    ],
+    'dcd_mobilenetv2':
+    [TensorRule('conv.weight', 'weight'), *_dcd_common('conv_q', 'conv_p')],
     # DYCls, the dynamic classifier (mmkr's DCDClsHead): the static
     # classifier is 'cls', Q and P are 'cls_q' and 'cls_p'.
     'dcd_classifier': [
@@ -156,8 +157,8 @@ def read_authors_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     return dict(state)
 
 
-def tensor_rules(module: ModuleMap, mmkr_module: nn.Module
-                 ) -> List[TensorRule]:
+def tensor_rules(module: ModuleMap,
+                 mmkr_module: nn.Module) -> List[TensorRule]:
     """Full-name rules of one module pair: a static module keeps its
     tensors' names; another kind follows its :data:`TENSOR_MAPS` entry,
     limited to the tensors the mmkr module has (an ODConv layer without a
@@ -195,9 +196,9 @@ def _is_mmkr_only(key: str) -> bool:
                for suffix in MMKR_ONLY)
 
 
-def convert_authors_state(authors: Dict[str, torch.Tensor],
-                          network: AuthorsNetwork,
-                          model: nn.Module) -> 'OrderedDict[str, torch.Tensor]':
+def convert_authors_state(
+        authors: Dict[str, torch.Tensor], network: AuthorsNetwork,
+        model: nn.Module) -> 'OrderedDict[str, torch.Tensor]':
     """The mmkr state dict of ``model`` (built from ``network.config``) that
     holds every tensor of the authors' state dict ``authors``.
 
@@ -242,8 +243,8 @@ def convert_authors_state(authors: Dict[str, torch.Tensor],
     return OrderedDict((key, state[key]) for key in target)
 
 
-def authors_state_dict(mmkr_state: Dict[str, torch.Tensor],
-                       network: AuthorsNetwork,
+def authors_state_dict(mmkr_state: Dict[str,
+                                        torch.Tensor], network: AuthorsNetwork,
                        model: nn.Module) -> Dict[str, torch.Tensor]:
     """The inverse map: the authors' state dict of an mmkr state dict of
     ``network`` (tensors in the authors' shapes and names)."""
@@ -262,8 +263,8 @@ DETECTORS: List[Callable[[Dict[str, torch.Tensor]],
                          Optional[AuthorsNetwork]]] = []
 
 
-def detect_network(authors: Dict[str, torch.Tensor]
-                   ) -> Optional[AuthorsNetwork]:
+def detect_network(
+        authors: Dict[str, torch.Tensor]) -> Optional[AuthorsNetwork]:
     """The authors' network whose checkpoint ``authors`` is, if any."""
     for detector in DETECTORS:
         network = detector(authors)
@@ -287,7 +288,8 @@ def publish_converted(state: Dict[str, torch.Tensor], source: str,
     ``<out>-<sha256[:8]>.pth`` (``out`` without ``.pth``), and return the
     path."""
     stem = out[:-len('.pth')] if out.endswith('.pth') else out
-    meta = dict(converted_from=osp.basename(source), network=network.name,
+    meta = dict(converted_from=osp.basename(source),
+                network=network.name,
                 config=network.config)
     return publish_checkpoint(dict(meta=meta, state_dict=state), stem)
 
@@ -301,7 +303,7 @@ def build_model(config: str) -> nn.Module:
 
     from mmkr.utils.model_index import model_index_root
     path = config if osp.isfile(config) else osp.join(model_index_root(),
-                                                       config)
+                                                      config)
     if not osp.isfile(path):
         raise FileNotFoundError(f'config {config} does not exist')
     init_default_scope('mmpretrain')
@@ -309,9 +311,10 @@ def build_model(config: str) -> nn.Module:
 
 
 def convert_authors_checkpoint(
-        path: str, detector: Callable[[Dict[str, torch.Tensor]],
-                                      Optional[AuthorsNetwork]],
-        method: str, config: Optional[str] = None
+    path: str,
+    detector: Callable[[Dict[str, torch.Tensor]], Optional[AuthorsNetwork]],
+    method: str,
+    config: Optional[str] = None
 ) -> Tuple[AuthorsNetwork, 'OrderedDict[str, torch.Tensor]']:
     """Read ``path`` (:func:`read_authors_checkpoint`), name its network with
     ``detector`` (one of :data:`DETECTORS`, ``method`` its method's name)
@@ -343,19 +346,21 @@ def stage_blocks(authors: Dict[str, torch.Tensor], prefix: str,
     return tuple(counts)
 
 
-def run_converter(method: str, detector: Callable[[Dict[str, torch.Tensor]],
-                                                  Optional[AuthorsNetwork]],
-                  description: str, argv: Optional[Sequence[str]] = None
-                  ) -> str:
+def run_converter(method: str,
+                  detector: Callable[[Dict[str, torch.Tensor]],
+                                     Optional[AuthorsNetwork]],
+                  description: str,
+                  argv: Optional[Sequence[str]] = None) -> str:
     """The command line of ``tools/model_converters/<method>_to_mmkr.py``:
     ``SRC DST [--config CONFIG]``. Prints the network found and, last, the
     path written; returns that path."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('src', help=f"{method}'s checkpoint (.pth.tar)")
+    parser.add_argument('dst',
+                        help='output name; written as DST-<sha256[:8]>.pth')
     parser.add_argument(
-        'dst', help='output name; written as DST-<sha256[:8]>.pth')
-    parser.add_argument(
-        '--config', help='mmkr config to convert into (default: the one of '
+        '--config',
+        help='mmkr config to convert into (default: the one of '
         'the network found in SRC)')
     args = parser.parse_args(argv)
     network, state = convert_authors_checkpoint(args.src, detector, method,

@@ -28,8 +28,8 @@ RESNET_STAGES = {
 # MobileNetV2's stages (t: expansion, c: width, n: blocks, s: stride), as
 # both the authors and mmpretrain build them
 MOBILENETV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2),
-                      (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                      (6, 320, 1, 1))
+                      (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1,
+                                                                     1))
 # width multiplier -> (stem width: 32 channels at 1.0x, rounded to 8; the
 # width's part of mmkr's config names)
 MOBILENETV2_WIDTHS = {0.5: (16, '-050'), 0.75: (24, '-075'), 1.0: (32, '')}
@@ -41,8 +41,10 @@ def resnet_modules(depth: int, conv_kind: str) -> List[ModuleMap]:
     the rest static. The first block of a stage has a shortcut where it
     changes the shape (stride 2, or a bottleneck's 4x width)."""
     blocks, bottleneck = RESNET_STAGES[depth]
-    modules = [ModuleMap('conv1', f'{BACKBONE}.conv1'),
-               ModuleMap('bn1', f'{BACKBONE}.bn1')]
+    modules = [
+        ModuleMap('conv1', f'{BACKBONE}.conv1'),
+        ModuleMap('bn1', f'{BACKBONE}.bn1')
+    ]
     convs = (1, 2, 3) if bottleneck else (1, 2)
     for stage, count in enumerate(blocks, 1):
         for index in range(count):
@@ -64,7 +66,7 @@ def resnet_modules(depth: int, conv_kind: str) -> List[ModuleMap]:
 
 
 def mobilenetv2_modules(block_convs: Dict[bool, Tuple[Tuple[str, str, str],
-                                                     ...]],
+                                                      ...]],
                         stem: Tuple[str, str]) -> List[ModuleMap]:
     """MobileNetV2's stem and inverted residuals. Block ``features.{i}``
     (i from 1, in stage order) is mmpretrain's ``layer{stage}.{block}``;
@@ -72,15 +74,17 @@ def mobilenetv2_modules(block_convs: Dict[bool, Tuple[Tuple[str, str, str],
     ``conv.{k}`` (ConvModule: ``.conv``, ``.bn``), the authors' conv, their
     norm and the conv's kind, for blocks with (True) and without (False) an
     expansion."""
-    modules = [ModuleMap(stem[0], f'{BACKBONE}.conv1.conv'),
-               ModuleMap(stem[1], f'{BACKBONE}.conv1.bn')]
+    modules = [
+        ModuleMap(stem[0], f'{BACKBONE}.conv1.conv'),
+        ModuleMap(stem[1], f'{BACKBONE}.conv1.bn')
+    ]
     feature = 1
     for stage, (expansion, _, count, _) in enumerate(MOBILENETV2_STAGES, 1):
         for index in range(count):
             ours = f'{BACKBONE}.layer{stage}.{index}.conv'
             theirs = f'features.{feature}.conv'
-            for k, (conv, norm, kind) in enumerate(
-                    block_convs[expansion != 1]):
+            for k, (conv, norm,
+                    kind) in enumerate(block_convs[expansion != 1]):
                 modules += [
                     ModuleMap(f'{theirs}.{conv}', f'{ours}.{k}.conv', kind),
                     ModuleMap(f'{theirs}.{norm}', f'{ours}.{k}.bn')
@@ -101,12 +105,12 @@ def odconv_resnet(depth: int, kernel_num: int) -> AuthorsNetwork:
 
 def odconv_mobilenetv2(width: float, kernel_num: int) -> AuthorsNetwork:
     """OSVAI/ODConv models/od_mobilenetv2.py, ``od_mobilenetv2_{050,075,100}
-    (kernel_num=K)``: every conv after the stem an ``ODConv2d`` (``ODConvBNReLU``
-    is conv ``.0``, norm ``.1``), the last 1x1 conv ``features.18``, the
-    classifier ``classifier.1`` behind dropout."""
+    (kernel_num=K)``: every conv after the stem an ``ODConv2d``
+    (``ODConvBNReLU`` is conv ``.0``, norm ``.1``), the last 1x1 conv
+    ``features.18``, the classifier ``classifier.1`` behind dropout."""
     convs = {
-        True: (('0.0', '0.1', 'odconv'), ('1.0', '1.1', 'odconv'),
-               ('2', '3', 'odconv')),
+        True: (('0.0', '0.1', 'odconv'), ('1.0', '1.1', 'odconv'), ('2', '3',
+                                                                    'odconv')),
         False: (('0.0', '0.1', 'odconv'), ('1', '2', 'odconv')),
     }
     last = 1 + sum(stage[2] for stage in MOBILENETV2_STAGES)
@@ -114,11 +118,13 @@ def odconv_mobilenetv2(width: float, kernel_num: int) -> AuthorsNetwork:
         f'ODConv MobileNetV2 {width}x ({kernel_num}x, K={kernel_num})',
         f'configs/odconv/mobilenet-v2{MOBILENETV2_WIDTHS[width][1]}_odconv'
         f'{kernel_num}.py',
-        tuple(mobilenetv2_modules(convs, ('features.0.0', 'features.0.1'))
-              + [ModuleMap(f'features.{last}.0', f'{BACKBONE}.conv2.conv',
-                           'odconv'),
-                 ModuleMap(f'features.{last}.1', f'{BACKBONE}.conv2.bn'),
-                 ModuleMap('classifier.1', 'head.fc')]))
+        tuple(
+            mobilenetv2_modules(convs, ('features.0.0', 'features.0.1')) + [
+                ModuleMap(f'features.{last}.0', f'{BACKBONE}.conv2.conv',
+                          'odconv'),
+                ModuleMap(f'features.{last}.1', f'{BACKBONE}.conv2.bn'),
+                ModuleMap('classifier.1', 'head.fc')
+            ]))
 
 
 def dcd_resnet(depth: int, dropout: bool = True) -> AuthorsNetwork:
@@ -128,9 +134,11 @@ def dcd_resnet(depth: int, dropout: bool = True) -> AuthorsNetwork:
     authors' ``--dropout``, else ``classifier.0``."""
     return AuthorsNetwork(
         f'DCD ResNet-{depth}', f'configs/dcd/resnet{depth}_dcd.py',
-        tuple(resnet_modules(depth, 'dcd_resnet') + [
-            ModuleMap(f'classifier.{int(dropout)}', 'head', 'dcd_classifier')
-        ]))
+        tuple(
+            resnet_modules(depth, 'dcd_resnet') + [
+                ModuleMap(f'classifier.{int(dropout)}', 'head',
+                          'dcd_classifier')
+            ]))
 
 
 def dcd_mobilenetv2(width: float, dropout: bool = True) -> AuthorsNetwork:
@@ -147,28 +155,31 @@ def dcd_mobilenetv2(width: float, dropout: bool = True) -> AuthorsNetwork:
     return AuthorsNetwork(
         f'DCD MobileNetV2 {width}x',
         f'configs/dcd/mobilenet-v2{MOBILENETV2_WIDTHS[width][1]}_dcd.py',
-        tuple(mobilenetv2_modules(convs, ('features.0.0', 'features.0.1'))
-              + [ModuleMap('conv.0', f'{BACKBONE}.conv2.conv'),
-                 ModuleMap('conv.1', f'{BACKBONE}.conv2.bn'),
-                 ModuleMap(f'classifier.{int(dropout)}', 'head',
-                           'dcd_classifier')]))
+        tuple(
+            mobilenetv2_modules(convs, ('features.0.0', 'features.0.1')) + [
+                ModuleMap('conv.0', f'{BACKBONE}.conv2.conv'),
+                ModuleMap('conv.1', f'{BACKBONE}.conv2.bn'),
+                ModuleMap(f'classifier.{int(dropout)}', 'head',
+                          'dcd_classifier')
+            ]))
 
 
 def _resnet_depth(authors: Dict[str, torch.Tensor],
                   bottleneck_key: str) -> Optional[int]:
-    shape = (stage_blocks(authors, '', ('layer1', 'layer2', 'layer3',
-                                        'layer4')), bottleneck_key in authors)
+    shape = (stage_blocks(authors, '',
+                          ('layer1', 'layer2', 'layer3', 'layer4')),
+             bottleneck_key in authors)
     return next((d for d, s in RESNET_STAGES.items() if s == shape), None)
 
 
 def _mobilenetv2_width(authors: Dict[str, torch.Tensor]) -> Optional[float]:
     stem = authors['features.0.0.weight'].shape[0]
-    return next(
-        (w for w, (c, _) in MOBILENETV2_WIDTHS.items() if c == stem), None)
+    return next((w for w, (c, _) in MOBILENETV2_WIDTHS.items() if c == stem),
+                None)
 
 
-def odconv_network(authors: Dict[str, torch.Tensor]
-                   ) -> Optional[AuthorsNetwork]:
+def odconv_network(
+        authors: Dict[str, torch.Tensor]) -> Optional[AuthorsNetwork]:
     """The ODConv network whose state dict ``authors`` is, from its tensors'
     names and shapes (depth, width, K); None if it is none of them."""
     if 'layer1.0.conv1.attention.fc.weight' in authors:
@@ -183,8 +194,7 @@ def odconv_network(authors: Dict[str, torch.Tensor]
     return None
 
 
-def dcd_network(authors: Dict[str, torch.Tensor]
-                ) -> Optional[AuthorsNetwork]:
+def dcd_network(authors: Dict[str, torch.Tensor]) -> Optional[AuthorsNetwork]:
     """The DCD network whose state dict ``authors`` is; None if none."""
     dropout = 'classifier.1.cls.weight' in authors
     if 'layer1.0.conv1.fc_phi.weight' in authors:

@@ -30,11 +30,17 @@ from ..layers import DynamicLayer
 from .static_to_kr import convert_static_to_kr
 
 
-def convert_dynamic_to_kr(source_state: Dict[str, torch.Tensor],
-                          kr_model: nn.Module,
-                          noise_std: float = 0.01,
-                          seed: Optional[int] = 0
-                          ) -> 'OrderedDict[str, torch.Tensor]':
+def _static_name(key: str) -> str:
+    """The name of a KR backbone's tensor in the static model it wraps."""
+    prefix = 'backbone.backbone.'
+    return f'backbone.{key[len(prefix):]}' if key.startswith(prefix) else key
+
+
+def convert_dynamic_to_kr(
+        source_state: Dict[str, torch.Tensor],
+        kr_model: nn.Module,
+        noise_std: float = 0.01,
+        seed: Optional[int] = 0) -> 'OrderedDict[str, torch.Tensor]':
     """The state dict of ``kr_model`` that starts from ``source_state``, the
     state dict of an mmkr model of the same backbone without KR
     (``with_kr=False``). ``noise_std`` and ``seed``: as for
@@ -45,20 +51,18 @@ def convert_dynamic_to_kr(source_state: Dict[str, torch.Tensor],
     """
     backbone = next(m for m in kr_model.modules() if isinstance(m, KRBackbone))
     dynamic = [
-        f'{name}.' for name, m in kr_model.named_modules()
-        if isinstance(m, DynamicLayer) and f'{name}.method_code' in
-        source_state
+        f'{name}.' for name, m in kr_model.named_modules() if
+        isinstance(m, DynamicLayer) and f'{name}.method_code' in source_state
     ]
     # the static network under the source: a source-dynamic layer stands
     # there as its first candidate, replaced below by the layer itself
     static = {
-        (f'backbone.{k[len("backbone.backbone."):]}'
-         if k.startswith('backbone.backbone.') else k): v
-        for k, v in source_state.items()
-        if not any(k.startswith(p) for p in dynamic)
+        _static_name(key): value
+        for key, value in source_state.items()
+        if not any(key.startswith(layer) for layer in dynamic)
     }
     for layer in dynamic:
-        static[f'backbone.{layer[len("backbone.backbone."):]}weight'] = (
+        static[_static_name(f'{layer}weight')] = (
             source_state[f'{layer}weight'][0])
     state = convert_static_to_kr(static, kr_model, noise_std, seed)
     kr_dims = backbone.kr_dims
@@ -66,8 +70,8 @@ def convert_dynamic_to_kr(source_state: Dict[str, torch.Tensor],
         for key in [k for k in source_state if k.startswith(layer)]:
             value = source_state[key]
             if key == f'{layer}fusion.fc.weight' and kr_dims:
-                value = torch.cat([value.new_zeros(len(value), kr_dims),
-                                   value], dim=1)
+                value = torch.cat(
+                    [value.new_zeros(len(value), kr_dims), value], dim=1)
             if key not in state or state[key].shape != value.shape:
                 raise ValueError(
                     f'{key} of the source ({tuple(value.shape)}) has no '
