@@ -42,7 +42,7 @@ INTENDED_DYNAMIC = {
     'PoolFormer': r'network\.(\d\.\d+\.mlp\.fc[12]|[135]\.proj)',
 }
 EXPECTED_COUNT = {
-    'ResNet': 19,
+    'ResNet': {18: 19, 50: 52, 101: 103},
     'MobileNetV2': 51,
     'VisionTransformer': 48,
     'PoolFormer': 27
@@ -53,9 +53,16 @@ EXPECTED_COUNT = {
 # on ODConv make every layer dynamic (the poster); KR on another method
 # keeps that method's network.
 AUTHORS_STATIC = {
-    ('ResNet', 'odconv'): (r'layer\d\.0\.downsample\.0', 16),
+    ('ResNet', 'odconv'): (r'layer\d\.0\.downsample\.0', {
+        18: 16,
+        50: 48,
+        101: 99
+    }),
     ('ResNet', 'condconv'): (r'layer\d\.0\.downsample\.0', 16),
-    ('ResNet', 'dcd'): (r'layer\d\.0\.downsample\.0', 16),
+    ('ResNet', 'dcd'): (r'layer\d\.0\.downsample\.0', {
+        18: 16,
+        50: 48
+    }),
     ('ResNet', 'weightnet'): (r'layer\d\.0\.downsample\.0', 16),
     ('MobileNetV2', 'dcd'):
     (r'(layer1\.0\..*|layer\d\.\d+\.conv\.1\.conv|conv2\.conv)', 32),
@@ -141,6 +148,8 @@ def test_config_builds_and_classifies(config):
     if (family, method) in AUTHORS_STATIC and not (method == 'odconv'
                                                    and with_kr):
         excluded, count = AUTHORS_STATIC[(family, method)]
+    if isinstance(count, dict):  # by depth
+        count = count[backbone.backbone.depth]
     expected = intended_dynamic(backbone.backbone, excluded)
     assert len(expected) == count
     assert set(model.backbone.dynamic_names) == expected

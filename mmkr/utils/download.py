@@ -169,7 +169,10 @@ def load_weights(path: str, map_location=None) -> dict:
         checkpoint = torch.load(
             path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(error))
+        # torch names an unlisted global 'Unsupported global: GLOBAL x',
+        # one of a module it blocks (os, posix, ...) 'unsupported GLOBAL x'
+        found = re.search(r'[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)',
+                          str(error))
         if found is None:
             raise CheckpointIntegrityError(
                 f'{path} is not a readable PyTorch checkpoint (truncated or '

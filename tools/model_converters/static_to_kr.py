@@ -4,9 +4,19 @@
         https://download.openmmlab.com/mmclassification/v0/resnet/resnet18_8xb32_in1k_20210831-fbbb1da6.pth \
         checkpoints/resnet18_kr4_from-static.pth
 
-The KR model of CONFIG computes the static model's logits at step 0 (see
-:mod:`mmkr.models.utils.static_to_kr`); fine-tune it with e.g.
-configs/kr/resnet18_kr4_ft-from-static.py. The output file must not exist.
+The source may also be a trained mmkr dynamic network of the KR model's
+method, e.g. an ODConv checkpoint converted from its authors' file
+(odconv_to_mmkr.py); it is told apart by the layers' method codes:
+
+    python tools/model_converters/static_to_kr.py \
+        configs/kr/resnet18_kr4_ft-from-odconv4.py \
+        checkpoints/resnet18_odconv4_in1k-<hash>.pth \
+        checkpoints/resnet18_kr4_from-odconv4.pth
+
+The KR model of CONFIG computes the source model's logits at step 0 (see
+:mod:`mmkr.models.utils.static_to_kr` and :mod:`~.dynamic_to_kr`); fine-tune
+it with e.g. configs/kr/resnet18_kr4_ft-from-static.py. The output file
+must not exist.
 """  # noqa: E501
 import argparse
 import os.path as osp
@@ -18,13 +28,14 @@ from mmengine.runner import CheckpointLoader
 from mmpretrain.registry import MODELS
 
 import mmkr  # noqa: F401  (registers the KR modules and the safe loader)
-from mmkr.models.utils import convert_static_to_kr
+from mmkr.models.utils import convert_dynamic_to_kr, convert_static_to_kr
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config of the KR model')
-    parser.add_argument('static', help='static checkpoint: path or URL')
+    parser.add_argument(
+        'static', help='static (or mmkr dynamic) checkpoint: path or URL')
     parser.add_argument('out', help='KR checkpoint to write')
     parser.add_argument(
         '--noise-std', type=float, default=0.01,
@@ -42,8 +53,10 @@ def main():
     model = MODELS.build(Config.fromfile(args.config).model)
     model.init_weights()
     static = CheckpointLoader.load_checkpoint(args.static, map_location='cpu')
-    state = convert_static_to_kr(
-        static.get('state_dict', static), model, args.noise_std, args.seed)
+    source = static.get('state_dict', static)
+    dynamic = any(key.endswith('.method_code') for key in source)
+    convert = convert_dynamic_to_kr if dynamic else convert_static_to_kr
+    state = convert(source, model, args.noise_std, args.seed)
     model.load_state_dict(state, strict=True)
     meta = dict(
         converted_from=args.static,

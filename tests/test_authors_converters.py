@@ -1,0 +1,392 @@
+"""The converters of ODConv's and DCD's released checkpoints.
+
+Without the authors' code: each test builds, from an mmkr model with random
+weights, the file the authors' training script writes (their key layout,
+their 1x1-conv shapes, ``{'state_dict': ...}`` with DDP's ``module.``),
+converts it and checks that every tensor comes back and the logits agree.
+"""
+import os
+import re
+import os.path as osp
+import subprocess
+import sys
+
+import mmpretrain
+import pytest
+import torch
+
+from mmkr.models.utils import (authors_state_dict, convert_authors_checkpoint,
+                               convert_authors_state, dcd_network,
+                               odconv_network)
+from mmkr.models.utils.authors_checkpoints import build_model
+from mmkr.models.utils.authors_networks import (dcd_mobilenetv2, dcd_resnet,
+                                                odconv_mobilenetv2,
+                                                odconv_resnet)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# (the authors' network, the converter's detector); each network names its
+# mmkr config
+NETWORKS = {
+    'odconv-resnet18-1x': (odconv_resnet(18, 1), odconv_network),
+    'odconv-mobilenetv2-0.5x-4x': (odconv_mobilenetv2(0.5, 4), odconv_network),
+    'dcd-resnet18': (dcd_resnet(18), dcd_network),
+    'dcd-mobilenetv2-0.5x-no-dropout':
+    (dcd_mobilenetv2(0.5, dropout=False), dcd_network),
+}
+
+
+def randomized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """``model`` with every tensor of its state dict moved off its
+    initialisation, in float64 and eval mode: weights perturbed, then the
+    BatchNorm statistics measured on random images (as training would:
+    with the initial ones, DCD's latent path grows without bound) and the
+    counters drawn at random."""
+    gen = torch.Generator().manual_seed(seed)
+    model = model.double()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(
+                0.1 *
+                torch.randn(param.shape, generator=gen, dtype=param.dtype))
+        norms = [
+            m for m in model.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        ]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # the mean over the calibration batches
+        model.train()
+        for _ in range(2):
+            model(torch.randn(8, 3, 64, 64, generator=gen,
+                              dtype=torch.float64),
+                  mode='tensor')
+        for norm in norms:
+            norm.momentum = 0.1
+            norm.num_batches_tracked.fill_(
+                int(torch.randint(1, 10**6, (), generator=gen)))
+    return model.eval()
+
+
+def authors_file(path, model, network, ddp=True, **extra):
+    """Writes the authors' training-script checkpoint of ``model`` (with
+    DDP's ``module.`` where ``ddp``); returns its state dict without it."""
+    state = authors_state_dict(model.state_dict(), network, model)
+    saved = {f'module.{k}': v for k, v in state.items()} if ddp else state
+    torch.save(
+        dict(epoch=100,
+             best_acc1=torch.tensor(70.1),
+             state_dict=saved,
+             **extra), path)
+    return state
+
+
+@pytest.mark.parametrize('name', list(NETWORKS))
+def test_round_trip(name, tmp_path):
+    network, detector = NETWORKS[name]
+    source = randomized(build_model(network.config), seed=1)
+    path = str(tmp_path / 'model_best.pth.tar')
+    authors_file(path, source, network, ddp=name.startswith('odconv'))
+
+    found, state = convert_authors_checkpoint(path, detector, 'its method')
+    assert found == network
+    expected = source.state_dict()
+    assert list(state) == list(expected)
+    for key, value in expected.items():
+        assert torch.equal(state[key], value), key
+
+    converted = build_model(network.config).double().eval()
+    converted.load_state_dict(state)
+    images = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(converted(images, mode='tensor'),
+                                   source(images, mode='tensor'),
+                                   rtol=0,
+                                   atol=0)
+
+
+@pytest.fixture(scope='module')
+def odconv_file(tmp_path_factory):
+    """A randomized ODConv MobileNetV2 0.5x 4x, its network and its file as
+    the authors' DDP training writes it."""
+    network = odconv_mobilenetv2(0.5, 4)
+    model = randomized(build_model(network.config), seed=2)
+    path = str(tmp_path_factory.mktemp('odconv') / 'od_mbv2_050_4x.pth.tar')
+    state = authors_file(path, model, network)
+    return model, network, path, state
+
+
+def test_refuses_a_file_of_another_network(odconv_file, tmp_path):
+    dcd = dcd_mobilenetv2(0.5)
+    model = build_model(dcd.config)
+    path = str(tmp_path / 'dcd.pth.tar')
+    authors_file(path, model, dcd)
+    with pytest.raises(ValueError,
+                       match=r"not a checkpoint of ODConv's networks\. It "
+                       r'looks like DCD MobileNetV2 0\.5x '
+                       r'\(configs/dcd/mobilenet-v2-050_dcd\.py\)'):
+        convert_authors_checkpoint(path, odconv_network, 'ODConv')
+
+    _, _, odconv_path, _ = odconv_file
+    with pytest.raises(ValueError,
+                       match=r'resnet18_odconv4\.py has no module '
+                       r'backbone\.backbone\.conv1\.conv .* the checkpoint '
+                       r'is ODConv MobileNetV2 0\.5x \(4x, K=4\)'):
+        convert_authors_checkpoint(odconv_path, odconv_network, 'ODConv',
+                                   'configs/odconv/resnet18_odconv4.py')
+
+
+def test_refuses_a_file_whose_tensors_do_not_all_map(odconv_file, tmp_path):
+    _, network, _, state = odconv_file
+    extra = dict(state,
+                 **{'features.1.conv.0.0.attention.extra': torch.zeros(1)})
+    path = str(tmp_path / 'extra.pth.tar')
+    torch.save(dict(state_dict=extra), path)
+    with pytest.raises(ValueError,
+                       match=r'does not fit configs/odconv/mobilenet-v2-050_'
+                       r"odconv4\.py: 1 of its tensors .*\['features\.1\.conv"
+                       r"\.0\.0\.attention\.extra'\]\).* It looks like ODConv "
+                       r'MobileNetV2 0\.5x'):
+        convert_authors_checkpoint(path, odconv_network, 'ODConv')
+
+    missing = dict(state)
+    del missing['features.5.conv.1.0.attention.spatial_fc.bias']
+    torch.save(dict(state_dict=missing), path)
+    with pytest.raises(ValueError,
+                       match=r"1 tensors of the model are not in "
+                       r"it \(first: \['features\.5\.conv\.1\.0\.attention"
+                       r"\.spatial_fc\.bias'\]\)"):
+        convert_authors_checkpoint(path, odconv_network, 'ODConv')
+
+    wrong = dict(state)
+    wrong['features.5.conv.2.weight'] = wrong['features.5.conv.2.weight'][:2]
+    torch.save(dict(state_dict=wrong), path)
+    with pytest.raises(ValueError,
+                       match=r'features\.5\.conv\.2\.weight has '
+                       r'shape \(2, .* backbone\.backbone\.layer3\.1\.conv\.2'
+                       r'\.conv\.weight .* has \(4, '):
+        convert_authors_checkpoint(path, odconv_network, 'ODConv')
+
+
+def test_refuses_truncated_and_code_holding_files(odconv_file, tmp_path):
+    _, _, path, state = odconv_file
+    truncated = str(tmp_path / 'truncated.pth.tar')
+    with open(path, 'rb') as src, open(truncated, 'wb') as dst:
+        dst.write(src.read()[:os.path.getsize(path) // 2])
+    with pytest.raises(Exception, match='truncated or not a checkpoint'):
+        convert_authors_checkpoint(truncated, odconv_network, 'ODConv')
+
+    code = str(tmp_path / 'code.pth.tar')
+    torch.save(dict(state_dict=state, hook=os.system), code)
+    with pytest.raises(Exception,
+                       match=r'holds Python objects besides '
+                       r'tensors and plain containers '
+                       r'\(first: posix\.system\).* '
+                       r'refused \(weights_only=True\)'):
+        convert_authors_checkpoint(code, odconv_network, 'ODConv')
+
+
+def test_command_line_and_get_model(odconv_file, tmp_path):
+    source, network, path, _ = odconv_file
+    out = subprocess.run(
+        [
+            sys.executable,
+            osp.join(ROOT, 'tools/model_converters/'
+                     'odconv_to_mmkr.py'), path,
+            str(tmp_path / 'mobilenet-v2-050_odconv4_in1k')
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=ROOT)).stdout.strip().splitlines()
+    assert ('ODConv MobileNetV2 0.5x (4x, K=4); config configs/odconv/'
+            'mobilenet-v2-050_odconv4.py (inferred from the tensor shapes)'
+            in out[0])
+    written = out[-1]
+    assert re.fullmatch(
+        re.escape(str(tmp_path)) + r'/mobilenet-v2-050_odconv4_in1k-'
+        r'[0-9a-f]{8}\.pth', written)
+    model = mmpretrain.get_model('mobilenet-v2-050_odconv4',
+                                 pretrained=written).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images, mode='tensor'),
+                                   source.float()(images, mode='tensor'))
+    source.double()
+
+
+def test_kr_from_a_converted_odconv_network_starts_at_its_logits():
+    """KR (K = 1, attention_norm 'bn') from a trained ODConv ResNet-18 1x:
+    the block convs keep ODConv's tensors, the shortcuts (static in ODConv)
+    start neutral, d reaches no output; the KR model's step-0 logits are
+    the ODConv network's."""
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+
+    from mmkr.models.utils import convert_dynamic_to_kr
+    source = randomized(build_model('configs/odconv/resnet18_odconv1.py'),
+                        seed=3)
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/kr/resnet18_kr1.py'))
+    cfg.model.backbone.attention_norm = 'bn'
+    kr = MODELS.build(cfg.model)
+    kr.init_weights()
+    state = convert_dynamic_to_kr(source.state_dict(), kr.double())
+    kr.load_state_dict(state)
+    kr.eval()
+    layer = 'backbone.backbone.layer3.1.conv2.'
+    fc = state[f'{layer}fusion.fc.weight']
+    assert (fc[:, :64] == 0).all()
+    assert torch.equal(fc[:, 64:],
+                       source.state_dict()[f'{layer}fusion.fc.weight'])
+    assert kr.backbone.dynamic_layers['layer2.0.downsample.0'] is not None
+    images = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(kr(images, mode='tensor'),
+                                   source(images, mode='tensor'),
+                                   rtol=1e-9,
+                                   atol=1e-9)
+
+
+def authors_odconv2d(x, t, prefix, stride=1, padding=1, eps=1e-5):
+    """ODConv2d.forward of OSVAI/ODConv modules/odconv.py at T = 1, on the
+    authors' tensors ``t`` of the layer at ``prefix``, written from their
+    code: the reference the key map must reproduce."""
+    import torch.nn.functional as F
+
+    def att(name):
+        return t.get(f'{prefix}.attention.{name}')
+
+    b, c, height, width = x.shape
+    h = F.conv2d(x.mean((2, 3), keepdim=True), att('fc.weight'))
+    h = F.batch_norm(h, att('bn.running_mean'), att('bn.running_var'),
+                     att('bn.weight'), att('bn.bias'), False, 0., eps).relu()
+
+    def head(name):
+        return F.conv2d(h, att(f'{name}_fc.weight'), att(f'{name}_fc.bias'))
+
+    weight = t[f'{prefix}.weight']
+    k_num, c_out, _, k, _ = weight.shape
+    channel = torch.sigmoid(head('channel')).view(b, -1, 1, 1)
+    filt = torch.sigmoid(head('filter')).view(b, -1, 1, 1)
+    spatial = torch.sigmoid(head('spatial')).view(b, 1, 1, 1, k, k)
+    kernel = (F.softmax(head('kernel').view(b, -1, 1, 1, 1, 1), dim=1)
+              if att('kernel_fc.weight') is not None else 1.)
+    kernels = (spatial * kernel * weight[None]).sum(1)
+    out = F.conv2d((x * channel).reshape(1, -1, height, width),
+                   kernels.reshape(-1, c, k, k),
+                   None,
+                   stride,
+                   padding,
+                   groups=b)
+    return out.view(b, c_out, *out.shape[-2:]) * filt
+
+
+@pytest.mark.parametrize('kernel_num', [1, 4])
+def test_key_map_follows_the_authors_layout_and_formulas(kernel_num):
+    """The authors' names and shapes, written out from their code, and
+    their ODConv2d's output on their tensors: a swapped or misshaped entry
+    of the key map, invisible to a round trip through the same map, fails
+    here."""
+    network = odconv_resnet(18, kernel_num)
+    model = randomized(build_model(network.config), seed=4)
+    theirs = authors_state_dict(model.state_dict(), network, model)
+    k = kernel_num
+    expected = {
+        'conv1.weight': (64, 3, 7, 7),
+        'layer2.0.conv1.weight': (k, 128, 64, 3, 3),
+        'layer2.0.conv1.attention.fc.weight': (16, 64, 1, 1),
+        'layer2.0.conv1.attention.bn.running_var': (16, ),
+        'layer2.0.conv1.attention.channel_fc.weight': (64, 16, 1, 1),
+        'layer2.0.conv1.attention.filter_fc.weight': (128, 16, 1, 1),
+        'layer2.0.conv1.attention.spatial_fc.bias': (9, ),
+        'layer2.0.downsample.0.weight': (128, 64, 1, 1),
+        'layer2.0.downsample.1.running_mean': (128, ),
+        'fc.weight': (1000, 512),
+    }
+    if k > 1:
+        expected['layer2.0.conv1.attention.kernel_fc.weight'] = (k, 16, 1, 1)
+    else:
+        assert 'layer2.0.conv1.attention.kernel_fc.weight' not in theirs
+    for key, shape in expected.items():
+        assert tuple(theirs[key].shape) == shape, key
+    layer = model.backbone.backbone.layer2[1].conv2  # 128 -> 128
+    x = torch.randn(2, 128, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            layer(x), authors_odconv2d(x, theirs, 'layer2.1.conv2'))
+
+
+# Every checkpoint the authors released (OSVAI/ODConv README, Results and
+# Models; liyunsheng13/dcd README): the network found in its layout
+RELEASED = [
+    *[(odconv_resnet(depth, k), odconv_network)
+      for depth, ks in ((18, (1, 4)), (50, (1, 4)), (101, (1, 2)))
+      for k in ks],
+    *[(odconv_mobilenetv2(width, k), odconv_network)
+      for width in (0.5, 0.75, 1.0) for k in (1, 4)],
+    (dcd_resnet(50), dcd_network),
+    (dcd_mobilenetv2(1.0), dcd_network),
+]
+
+
+@pytest.mark.parametrize('network,detector',
+                         RELEASED,
+                         ids=[n.name for n, _ in RELEASED])
+def test_every_released_network_is_found_and_maps_completely(
+        network, detector):
+    """The layout of each released network is recognised as that network
+    (its config inferred) and its tensors fill every tensor of the config
+    but the mmkr-only ones; the round trips above check the values."""
+    model = build_model(network.config)
+    theirs = authors_state_dict(model.state_dict(), network, model)
+    assert detector(theirs) == network
+    state = convert_authors_state(theirs, network, model)
+    assert list(state) == list(model.state_dict())
+    assert len(theirs) == sum(
+        not key.endswith(('method_code', 'generator.temperature'))
+        for key in state)
+
+
+def authors_conv_basic_dy(x, t, prefix, stride=1, eps=1e-5):
+    """conv_basic_dy.forward of liyunsheng13/dcd resnet_dcd.py on the
+    authors' tensors ``t`` of the layer at ``prefix``, from their code."""
+    import torch.nn.functional as F
+
+    def p(name):
+        return t[f'{prefix}.{name}']
+
+    def bn(u, name):
+        return F.batch_norm(u, p(f'{name}.running_mean'),
+                            p(f'{name}.running_var'), p(f'{name}.weight'),
+                            p(f'{name}.bias'), False, 0., eps)
+
+    b, c = x.shape[:2]
+    r = F.conv2d(x, p('conv.weight'), None, stride, 1)
+    y = F.adaptive_avg_pool2d(x, 2).view(b, c * 4) @ p('fc.0.weight').T
+    def hsigmoid(u):  # DCD's Hsigmoid: relu6(u + 3) / 3
+        return F.relu6(u + 3.) / 3.
+
+    y = y * hsigmoid(y @ p('fc.1.fc.0.weight').T)
+    dim = p('q.weight').shape[0]
+    phi = (y @ p('fc_phi.weight').T).view(b, dim, dim)
+    scale = hsigmoid(y @ p('fc_scale.weight').T).view(b, -1, 1, 1)
+    out = bn(F.conv2d(x, p('q.weight'), None, stride), 'bn1')
+    height, width = out.shape[-2:]
+    out = out.view(b, dim, -1)
+    out = bn(phi @ out, 'bn2') + out
+    return F.conv2d(out.view(b, -1, height, width), p('p.weight')) + scale * r
+
+
+def test_dcd_key_map_follows_the_authors_formula():
+    """DCD's BN_1 and BN_2, or Φ's and Λ's maps, swapped in the key map
+    would survive a round trip; the authors' conv_basic_dy on their tensors
+    does not."""
+    network = dcd_resnet(18)
+    model = randomized(build_model(network.config), seed=5)
+    theirs = authors_state_dict(model.state_dict(), network, model)
+    assert tuple(theirs['classifier.1.cls_q.weight'].shape) == (32, 512)
+    layer = model.backbone.backbone.layer2[1].conv1
+    x = torch.randn(2, 128, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            layer(x), authors_conv_basic_dy(x, theirs, 'layer2.1.conv1'))
