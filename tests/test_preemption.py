@@ -77,7 +77,9 @@ class Job:
     def __init__(self, log: str, *args: str, port: int = None):
         env = dict(os.environ, PYTHONUNBUFFERED='1')
         env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env['PATH']
-        env['PYTHONPATH'] = osp.join(REPO, 'tests')
+        env['PYTHONPATH'] = os.pathsep.join(
+            filter(None, [osp.join(REPO, 'tests'),
+                          env.get('PYTHONPATH')]))
         if port is not None:
             env['PORT'] = str(port)
         self.log = log
@@ -158,8 +160,9 @@ def dist_train(work_dir: str, config: str, *options: str) -> Job:
 
 
 def last_checkpoint(work_dir: str) -> str:
+    """The path last_checkpoint names (relative to the work dir)."""
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read()
+        return osp.join(work_dir, f.read())
 
 
 def staged_leftovers(work_dir: str) -> list:

@@ -5,6 +5,7 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from ...models.layers import KernelGenerator
+from ...utils.validation import check_number
 
 DATA_BATCH = Optional[dict]
 
@@ -31,6 +32,10 @@ class KRTemperatureHook(Hook):
 
     def __init__(self, init_temperature: float = 30.,
                  final_temperature: float = 1., anneal_epochs: float = 10.):
+        for name, value in dict(init_temperature=init_temperature,
+                                final_temperature=final_temperature,
+                                anneal_epochs=anneal_epochs).items():
+            check_number('KRTemperatureHook', name, value, above=0)
         if anneal_epochs <= 0:
             raise ValueError(f'anneal_epochs must be > 0, got {anneal_epochs}')
         if init_temperature <= 0 or final_temperature <= 0:

@@ -10,6 +10,7 @@ from mmpretrain.registry import MODELS
 from ..layers import (CONV_PATHS, MIXING_METHODS, DynamicConv2d, DynamicLayer,
                       KRChain, SpectralKREncoder, check_method, create_dynamic,
                       is_convertible)
+from mmkr.utils.validation import check_kr_backbone_options
 from .checkpointing import checkpoint_with_kr
 from .state_dict_check import register_state_dict_checks
 
@@ -134,6 +135,11 @@ class KRBackbone(BaseModule):
                  probe_size: Tuple[int, int] = (64, 64),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
+        check_kr_backbone_options(
+            dict(kernel_num=kernel_num, kr_dims=kr_dims, with_kr=with_kr,
+                 return_kr=return_kr, freq_size=freq_size,
+                 in_channels=in_channels, reduction=reduction,
+                 attention_norm=attention_norm))
         check_method(method)
         if return_kr and not with_kr:
             raise ValueError('return_kr=True needs with_kr=True: there is no '

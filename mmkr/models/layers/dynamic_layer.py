@@ -5,6 +5,7 @@ from typing import Any, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from mmkr.utils.validation import check_int
 from .kernel_generator import mixing_attention
 from .representation import KRGenerator
 
@@ -62,6 +63,7 @@ class DynamicLayer(nn.Module):
                  kr_dims: int = 0):
         super().__init__()
         check_method(method)
+        check_int(type(self).__name__, 'kr_dims', kr_dims)
         if kr_dims < 0:
             raise ValueError(f'kr_dims must be >= 0 (0: no KR), got {kr_dims}')
         self.in_channels = in_channels
@@ -158,6 +160,7 @@ class MixingLayer(DynamicLayer):
                  generate_kr: bool = True, norm: str = 'ln',
                  fusion_bias: bool = False):
         super().__init__(in_channels, out_channels, method, kr_dims)
+        check_int(type(self).__name__, 'kernel_num', kernel_num, minimum=1)
         if kernel_num < 1:
             raise ValueError(f'kernel_num must be >= 1, got {kernel_num}')
         self.kernel_num = kernel_num
