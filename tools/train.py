@@ -41,8 +41,8 @@ def parse_args():
         const='auto',
         help='If specify checkpoint path, resume from it, while if not '
         'specify, try to auto resume from the latest checkpoint '
-        'in the work directory (with mmkr\'s runtime: the newest one that '
-        'loads; broken ones are skipped with a warning).')
+        'in the work directory (with mmkr\'s runtime: the one with the most '
+        'training done that loads; broken ones are skipped with a warning).')
     parser.add_argument(
         '--amp',
         action='store_true',

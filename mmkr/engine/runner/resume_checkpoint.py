@@ -1,4 +1,5 @@
-"""Which checkpoint a resume may use: one that loads, not just one named.
+"""Which checkpoint a resume may use: one that loads, not just one named,
+and of the work dir's own files the one with the most training done.
 
 mmengine resumes from the file ``last_checkpoint`` names, whatever state it
 is in. Here a checkpoint counts as complete only if mmkr's safe loader reads
@@ -104,7 +105,7 @@ def latest_complete_checkpoint(work_dir: str, logger) -> Optional[str]:
             return path
         logger.warning(f'Not resuming from {path}: it does not load as a '
                        f'training checkpoint ({reason}). Trying the next '
-                       'newest checkpoint.')
+                       'checkpoint with the most progress.')
     return None
 
 
@@ -121,7 +122,7 @@ def check_resume_path(path: str, work_dir: str) -> None:
                    and why_not_resumable(candidate) is None), None)
     advice = (f'The last complete checkpoint in {folder} is {latest}: '
               f'resume from it with --resume {latest}, or with --resume '
-              'alone to pick the newest complete one of the work dir.'
+              'alone to pick the complete one with the most progress.'
               if latest is not None else
               f'{folder} holds no complete checkpoint to resume from.')
     raise CheckpointIntegrityError(
