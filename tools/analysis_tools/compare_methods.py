@@ -212,7 +212,8 @@ def _train_child(run: Run, out_path: str, threads: int):
     # the child from exiting
     sys.argv = [
         'tools/train.py', run.config_file, '--work-dir', run.work_dir,
-        '--resume', '--no-persistent-workers'
+        '--resume', '--no-persistent-workers', '--cfg-options',
+        f'env_cfg.torch_num_threads={threads}'
     ]
     load_tool('tools/train.py').main()
 
