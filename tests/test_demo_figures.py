@@ -35,9 +35,10 @@ def readme_figures() -> dict:
         text = f.read()
     figures = {}
     for label in ROWS:
-        found = re.search(
-            rf'^\| {re.escape(label)} \| ([\d.]+) \| ([\d.]+) – ([\d.]+) \|$',
-            text, re.MULTILINE)
+        number = r'([\d.]+)'
+        row = (rf'^\| {re.escape(label)} \| {number} \| {number} – '
+               rf'{number} \|$')
+        found = re.search(row, text, re.MULTILINE)
         assert found, f'README.md has no row {label!r} with a range'
         seed0, low, high = found.groups()
         digits = len(seed0.partition('.')[2])

@@ -4,7 +4,6 @@ import sys
 from typing import Dict, Union
 
 import torch
-
 from mmengine.registry import RUNNERS
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop, Runner
 
@@ -37,7 +36,8 @@ class ResumableRunner(Runner):
     - ``env_cfg=dict(torch_num_threads=N)`` runs torch on N CPU threads.
       The thread count changes how a CPU splits its sums, and so the
       numbers a run ends with: a config that fixes it (the demo recipe)
-      gives the same figures on machines of any number of cores.
+      gives the same figures on machines with the same vector instructions,
+      whatever their number of cores.
     - An error that stops training (a failed checkpoint save, say) is
       written with its traceback to the run's log file too, not only to
       the terminal.
