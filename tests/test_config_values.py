@@ -2,6 +2,7 @@
 them, naming the option, the value and what is allowed; tools/train.py
 refuses them before the runner makes a work dir."""
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -56,15 +57,16 @@ def test_kr_backbone_options(option, value, message):
 
 @pytest.mark.parametrize('layer, option, value, message', [
     (DynamicConv2d, 'kr_dims', 16.5,
-     'DynamicConv2d: kr_dims must be an integer >= 0, got 16.5 (float)'),
+     'DynamicConv2d: kr_dims must be an integer >= 0 (0: no KR), got 16.5 '
+     '(float)'),
     (DynamicConv2d, 'kernel_num', '4',
      "DynamicConv2d: kernel_num must be an integer >= 1, got '4' (str)"),
     (DynamicLinear, 'kr_dims', '64',
-     "DynamicLinear: kr_dims must be an integer >= 0, got '64' (str)"),
+     "DynamicLinear: kr_dims must be an integer >= 0 (0: no KR), got '64' "
+     '(str)'),
 ])
 def test_layer_options(layer, option, value, message):
-    with pytest.raises(TypeError, match=f'^{message}$'.replace(
-            '(', r'\(').replace(')', r'\)')):
+    with pytest.raises(TypeError, match=f'^{re.escape(message)}$'):
         layer(8, 8, *((3, ) if layer is DynamicConv2d else ()),
               **{option: value})
 

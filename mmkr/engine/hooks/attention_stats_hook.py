@@ -43,8 +43,6 @@ class AttentionStatsHook(Hook):
 
     def __init__(self, interval: int = 50):
         check_int('AttentionStatsHook', 'interval', interval, minimum=1)
-        if interval < 1:
-            raise ValueError(f'interval must be >= 1, got {interval}')
         self.interval = interval
         self._stages = None
         self._recorder: Optional[AttentionRecorder] = None

@@ -36,11 +36,6 @@ class KRTemperatureHook(Hook):
                                 final_temperature=final_temperature,
                                 anneal_epochs=anneal_epochs).items():
             check_number('KRTemperatureHook', name, value, above=0)
-        if anneal_epochs <= 0:
-            raise ValueError(f'anneal_epochs must be > 0, got {anneal_epochs}')
-        if init_temperature <= 0 or final_temperature <= 0:
-            raise ValueError('temperatures must be > 0, got '
-                             f'{init_temperature} and {final_temperature}')
         self.init_temperature = init_temperature
         self.final_temperature = final_temperature
         self.anneal_epochs = anneal_epochs

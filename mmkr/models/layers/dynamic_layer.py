@@ -63,9 +63,8 @@ class DynamicLayer(nn.Module):
                  kr_dims: int = 0):
         super().__init__()
         check_method(method)
-        check_int(type(self).__name__, 'kr_dims', kr_dims)
-        if kr_dims < 0:
-            raise ValueError(f'kr_dims must be >= 0 (0: no KR), got {kr_dims}')
+        check_int(type(self).__name__, 'kr_dims', kr_dims, 0,
+                  'an integer >= 0 (0: no KR)')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.method = method
@@ -161,8 +160,6 @@ class MixingLayer(DynamicLayer):
                  fusion_bias: bool = False):
         super().__init__(in_channels, out_channels, method, kr_dims)
         check_int(type(self).__name__, 'kernel_num', kernel_num, minimum=1)
-        if kernel_num < 1:
-            raise ValueError(f'kernel_num must be >= 1, got {kernel_num}')
         self.kernel_num = kernel_num
         self.fusion, self.generator = mixing_attention(
             method, in_channels, out_channels, kernel_positions, kernel_num,
