@@ -13,6 +13,7 @@ import os
 import os.path as osp
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 import torch
 from mmengine.logging import MMLogger
 
+from mmkr.engine import PREEMPTED_EXIT_CODE
 from mmkr.engine.runner import latest_complete_checkpoint
 from mmkr.utils import WorkDirBusyError, WorkDirLock
 
@@ -98,7 +100,9 @@ def run_logs(work_dir) -> list:
 
 def test_a_second_run_on_a_busy_work_dir_is_refused(config, tmp_path):
     work_dir = tmp_path / 'run'
-    first = train(work_dir, config, wait=False)
+    # long enough to be running whatever the machine's speed; stopped below
+    first = train(work_dir, config, '--cfg-options',
+                  'train_cfg.max_epochs=1000', wait=False)
     try:
         deadline = time.monotonic() + TIMEOUT
         while not run_logs(work_dir):
@@ -107,8 +111,9 @@ def test_a_second_run_on_a_busy_work_dir_is_refused(config, tmp_path):
             time.sleep(0.1)
         second = train(work_dir, config)
     finally:
+        first.send_signal(signal.SIGTERM)  # saves and exits with 75
         output, _ = first.communicate(timeout=TIMEOUT)
-    assert first.returncode == 0, output[-3000:]
+    assert first.returncode == PREEMPTED_EXIT_CODE, output[-3000:]
     assert second.returncode == 1
     assert (f'{work_dir} is in use by another run (pid {first.pid} on host '
             f'{socket.gethostname()}') in second.stdout, second.stdout
