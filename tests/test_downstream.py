@@ -29,15 +29,17 @@ def _missing_downstream():
         import mmdet  # noqa: F401
         import mmseg  # noqa: F401
     except ImportError as error:
-        return f'MMDetection / MMSegmentation not installed: {error}'
+        return (f'MMDetection / MMSegmentation not installed ({error}): '
+                'tools/setup_env.sh installs them with a full mmcv, see '
+                'docs/get_started.md.')
     try:
         import mmcv._ext  # noqa: F401
     except ImportError as error:
         return ('MMDetection and MMSegmentation need the compiled ops of the '
                 f'full mmcv (mmcv._ext: {error}); mmcv-lite has none. '
-                'tools/setup_env.sh installs the full mmcv from '
-                '../shared/wheels where that wheel exists (building it here '
-                'takes about an hour, DESIGN.md section 3).')
+                'Install the full mmcv 2.1.0 (mim install "mmcv==2.1.0", or '
+                'a wheel of your own with MMKR_MMCV_WHEEL=PATH bash '
+                'tools/setup_env.sh): docs/get_started.md.')
     return None
 
 

@@ -161,8 +161,9 @@ def dist_train(work_dir: str, config: str, *options: str) -> Job:
 
 
 def last_checkpoint(work_dir: str) -> str:
+    """The path last_checkpoint names (relative to the work dir)."""
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read()
+        return osp.join(work_dir, f.read())
 
 
 def staged_leftovers(work_dir: str) -> list:

@@ -27,7 +27,9 @@ bash tools/setup_env.sh --if-needed
 $PY tools/dataset_converters/prepare_digits_demo.py --out-dir data/digits
 $PY tools/train.py "$CONFIG" --work-dir "$WORK_DIR" "$@"
 
+# last_checkpoint names its checkpoint relative to the work dir
 CHECKPOINT=$(cat "$WORK_DIR/last_checkpoint")
+case $CHECKPOINT in /* | *://*) ;; *) CHECKPOINT=$WORK_DIR/$CHECKPOINT ;; esac
 $PY tools/test.py "$CONFIG" "$CHECKPOINT" --work-dir "$WORK_DIR/test" \
     | tee "$WORK_DIR/test.log"
 ACCURACY=$(grep -o 'accuracy/top1: [0-9.]*' "$WORK_DIR/test.log" | tail -n 1)

@@ -6,7 +6,7 @@
 # state after it is saved as WORK_DIR/iter_N.pth (written atomically, and
 # named in WORK_DIR/last_checkpoint) and the tasks stop; this script then
 # exits with 75 (mmkr's PREEMPTED_EXIT_CODE), a failure with any other
-# non-zero code. Pass --resume every time: it continues from the newest
+# non-zero code. Pass --resume every time: it continues from the last
 # complete checkpoint of WORK_DIR, or starts from scratch if there is none.
 # A batch job that asks for SIGTERM 5 minutes before its time limit, and
 # puts itself back in the queue when preempted:

@@ -10,10 +10,13 @@ without CUDA trains under bfloat16 autocast
 With mmkr's runtime (``configs/_base_/default_runtime.py``) a SIGTERM saves
 the state after the current iteration and ends the process with exit code 75
 (:data:`mmkr.engine.PREEMPTED_EXIT_CODE`), and ``--resume`` continues from
-the newest checkpoint that loads (README, "Preemption and resume").
+the checkpoint with the most progress that loads (docs/preemption.md). A
+work dir belongs to one run at a time (:class:`mmkr.utils.WorkDirLock`),
+and a wrong model option is refused before the work dir is made.
 """
 import argparse
 import os
+import sys
 import os.path as osp
 from copy import deepcopy
 
@@ -23,7 +26,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmkr  # noqa: F401  (registers mmkr's modules and checkpoint loader)
-from mmkr.utils import init_cpu_distributed
+from mmkr.utils import (WorkDirBusyError, check_model_config,
+                        init_cpu_distributed, lock_for_run)
 
 
 def parse_args():
@@ -37,8 +41,8 @@ def parse_args():
         const='auto',
         help='If specify checkpoint path, resume from it, while if not '
         'specify, try to auto resume from the latest checkpoint '
-        'in the work directory (with mmkr\'s runtime: the newest one that '
-        'loads; broken ones are skipped with a warning).')
+        'in the work directory (with mmkr\'s runtime: the one with the most '
+        'training done that loads; broken ones are skipped with a warning).')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -146,17 +150,28 @@ def merge_args(cfg, args):
     return cfg
 
 
-def main():
-    args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
+def train(cfg):
     init_cpu_distributed(cfg)
-
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-
     runner.train()
+
+
+def main():
+    args = parse_args()
+    cfg = merge_args(Config.fromfile(args.config), args)
+    # refused before the runner makes the work dir and its log folder
+    try:
+        check_model_config(cfg.model)
+    except (TypeError, ValueError) as error:
+        sys.exit(f'{args.config}: {error}')
+    try:
+        with lock_for_run(cfg.work_dir, args.launcher):
+            train(cfg)
+    except WorkDirBusyError as error:
+        sys.exit(f'{args.config}: {error}')
 
 
 if __name__ == '__main__':

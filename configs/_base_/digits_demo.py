@@ -66,3 +66,9 @@ default_hooks = dict(
     # the base's PreemptibleCheckpointHook
     checkpoint=dict(interval=1, max_keep_ckpts=2, save_best='accuracy/top1'))
 randomness = dict(seed=0, deterministic=True)
+# One torch thread: the thread count changes how the CPU splits its sums, and
+# over 270 steps the run ends elsewhere (same seed, 1 or 2 threads: 13.6% or
+# 53.6% after epoch 1). Fixed, machines with the same vector instructions
+# compute the same sums whatever their number of cores; on 2 idle cores one
+# thread costs about 20% more time than two.
+env_cfg = dict(torch_num_threads=1)

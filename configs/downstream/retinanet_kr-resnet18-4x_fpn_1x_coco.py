@@ -10,9 +10,10 @@ _base_ = [
 custom_imports = dict(
     imports=['mmkr', 'mmpretrain.models'], allow_failed_imports=False)
 
-# A KR ResNet-18 (4x) ImageNet classifier checkpoint (mmkr has none released
-# yet: train configs/kr/resnet18_kr4.py or fine-tune
-# configs/kr/resnet18_kr4_ft-from-static.py). Its keys start with
+# A KR ResNet-18 (4x) ImageNet classifier checkpoint, which mmkr does not
+# ship yet: docs/downstream.md makes it (train configs/kr/resnet18_kr4.py,
+# then tools/model_converters/publish_model.py) or passes another with
+# --cfg-options model.backbone.init_cfg.checkpoint=PATH. Its keys start with
 # 'backbone.'; its d_L head and the last layer's KR generator are not used.
 pretrained = 'checkpoints/resnet18_kr4_in1k.pth'
 

@@ -10,6 +10,8 @@ _base_ = [
 custom_imports = dict(
     imports=['mmkr', 'mmpretrain.models'], allow_failed_imports=False)
 
+# made as docs/downstream.md says, or set with --cfg-options
+# model.backbone.init_cfg.checkpoint=PATH
 pretrained = 'checkpoints/resnet18_kr4_in1k.pth'
 # mmseg's norm for its ResNets: SyncBN, statistics trained
 norm_cfg = dict(type='SyncBN', requires_grad=True)

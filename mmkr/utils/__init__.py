@@ -6,6 +6,8 @@ from .download import (CheckpointIntegrityError, cached_download,
 from .launcher import init_cpu_distributed
 from .model_index import register_model_index
 from .publish import publish_checkpoint, strip_training_state
+from .validation import check_model_config
+from .work_dir_lock import WorkDirBusyError, WorkDirLock, lock_for_run
 
 __all__ = [
     'AtomicLocalBackend', 'MMENGINE_CHECKPOINT_GLOBALS',
@@ -14,5 +16,6 @@ __all__ = [
     'load_from_local', 'load_training_checkpoint', 'load_weights',
     'publish_checkpoint',
     'register_http_loader', 'register_local_loader', 'register_model_index',
-    'strip_training_state', 'write_atomically'
+    'strip_training_state', 'write_atomically', 'check_model_config',
+    'WorkDirBusyError', 'WorkDirLock', 'lock_for_run'
 ]

@@ -75,9 +75,12 @@ def _refusal(filename: str, err: pickle.UnpicklingError) -> str:
 
 
 def load_from_local(filename: str,
-                    map_location: Optional[Any] = None) -> Any:
+                    map_location: Optional[Any] = None,
+                    mmap: bool = False) -> Any:
     """Load a local checkpoint with ``weights_only=True`` inside
-    ``torch.serialization.safe_globals(MMENGINE_CHECKPOINT_GLOBALS)``.
+    ``torch.serialization.safe_globals(MMENGINE_CHECKPOINT_GLOBALS)``;
+    ``mmap=True`` maps its tensors instead of reading them (to read its
+    ``meta`` alone).
 
     Raises:
         FileNotFoundError: ``filename`` is not a file.
@@ -90,7 +93,10 @@ def load_from_local(filename: str,
     with torch.serialization.safe_globals(MMENGINE_CHECKPOINT_GLOBALS):
         try:
             return torch.load(
-                filename, map_location=map_location, weights_only=True)
+                filename,
+                map_location=map_location,
+                weights_only=True,
+                mmap=mmap)
         except pickle.UnpicklingError as err:
             raise pickle.UnpicklingError(_refusal(filename, err)) from None
 

@@ -26,8 +26,8 @@ directory trained from another merged config is refused. Then:
 - training-step time (forward, loss, backward, SGD step of one batch of the
   config's training batch size on synthetic images):
   ``tools/analysis_tools/benchmark.py``'s round robin, every config in one
-  process taking turns, so that a busy machine slows them alike (the runs'
-  own logged times come from different moments of a shared machine).
+  process taking turns, so that other load on the machine slows them alike
+  (the runs' own logged times come from different moments).
 
 Outputs in ``WORK_DIR``: ``results.md``, ``results.csv`` and
 ``accuracy_vs_flops.png``. Example (configs/demo/README.md)::
@@ -99,8 +99,9 @@ def parse_args():
         help='timed rounds of the training step (the median is reported)')
     parser.add_argument(
         '--threads', type=int, default=1,
-        help='CPU threads per training run and for the analysis (on a '
-        'shared CPU a second thread mostly waits)')
+        help='CPU threads per training run and for the analysis (with '
+        'several runs or other jobs on few cores a second thread mostly '
+        'waits)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='settings merged onto every config after --protocol, e.g. '
@@ -205,7 +206,8 @@ def _train_child(run: Run, out_path: str, threads: int):
     # the child from exiting
     sys.argv = [
         'tools/train.py', run.config_file, '--work-dir', run.work_dir,
-        '--resume', '--no-persistent-workers'
+        '--resume', '--no-persistent-workers', '--cfg-options',
+        f'env_cfg.torch_num_threads={threads}'
     ]
     load_tool('tools/train.py').main()
 

@@ -7,21 +7,15 @@
 #   bash tools/analysis_tools/device_check.sh [OUT_DIR]
 #
 # Runs with $PYTHON (default: .venv/bin/python where it exists, else python3)
-# from the repository root, mmkr importable from the checkout. A machine
-# whose Python lacks mmkr's pure-Python dependencies (mmengine, mmpretrain,
-# mmcv-lite, ...) can bring them as wheels in .whl/ (see the device tool's
-# README); they are installed into /tmp/site first. Logs go to OUT_DIR
-# (default: work_dirs/device_check).
+# from the repository root, mmkr importable from the checkout; that Python
+# needs mmkr's dependencies (requirements/runtime.txt, mmcv-lite or mmcv, and
+# pytest). Logs go to OUT_DIR (default: work_dirs/device_check).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-work_dirs/device_check}
 mkdir -p "$OUT"
 if [ -z "${PYTHON:-}" ]; then
     PYTHON=$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)
-fi
-if [ -d .whl ]; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \
-        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 "$PYTHON" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' ||

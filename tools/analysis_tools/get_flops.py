@@ -44,9 +44,10 @@ class PosterRow(NamedTuple):
     authors_params: Optional[int] = None
 
 
-# Parameters of the comparison methods' own models (their code, built by
-# DESIGN.md §4; DyConv and CondConv from the ODConv paper's table as the MCL
-# paper cites it: no official code of theirs has these networks).
+# Parameters of the comparison methods' own models (built from their
+# authors' code, docs/comparison_methods.md; DyConv and CondConv from the
+# ODConv paper's table as the MCL paper cites it: no official code of theirs
+# has these networks).
 AUTHORS_PARAMS = {
     'configs/odconv/resnet18_odconv1.py': 11_943_944,
     'configs/odconv/resnet18_odconv4.py': 44_901_640,

@@ -6,6 +6,7 @@ from mmpretrain.registry import HOOKS
 
 from ...analysis.attention import (AttentionRecorder, dynamic_layers_by_stage,
                                    stage_statistics)
+from ...utils.validation import check_int
 
 DATA_BATCH = Optional[dict]
 
@@ -41,8 +42,7 @@ class AttentionStatsHook(Hook):
     priority = 'LOW'
 
     def __init__(self, interval: int = 50):
-        if interval < 1:
-            raise ValueError(f'interval must be >= 1, got {interval}')
+        check_int('AttentionStatsHook', 'interval', interval, minimum=1)
         self.interval = interval
         self._stages = None
         self._recorder: Optional[AttentionRecorder] = None

@@ -48,7 +48,13 @@ class PreemptibleCheckpointHook(CheckpointHook):
       ``backend_args`` of the config chooses another storage). A kill
       leaves the old file or the complete new one, never a part.
     - ``last_checkpoint`` is replaced the same way, after the checkpoint it
-      names is complete.
+      names is complete. It names the checkpoint relative to the work dir
+      where the checkpoint is in it, so a moved or copied work dir resumes
+      from its own files; the paths a resumed state recorded (best
+      checkpoint, last checkpoint) are taken to be in this run's folder.
+    - A checkpoint whose save fails (a full disk: ``OSError``) leaves no
+      file behind: the staged file goes, and so does a best checkpoint that
+      no complete checkpoint records yet. The run stops with the error.
     - A checkpoint that leaves the ``max_keep_ckpts`` window, the previous
       best checkpoint and a superseded SIGTERM checkpoint are removed only
       after their successor (and ``last_checkpoint``) is complete; mmengine
@@ -82,6 +88,7 @@ class PreemptibleCheckpointHook(CheckpointHook):
                 and type(get_file_backend(out_dir)) is LocalBackend):
             self.backend_args = dict(backend='atomic_local')
         super().before_train(runner)
+        self._rebase_recorded_paths(runner)
         if is_main_process():
             for folder in {self.out_dir, runner.work_dir}:
                 for path in remove_staged_leftovers(folder):
@@ -101,6 +108,27 @@ class PreemptibleCheckpointHook(CheckpointHook):
             if not isinstance(loader.worker_init_fn, IgnoreSigtermInWorker):
                 loader.worker_init_fn = IgnoreSigtermInWorker(
                     loader.worker_init_fn)
+
+    def _rebase_recorded_paths(self, runner) -> None:
+        """Point the checkpoint paths a resumed state recorded at this run's
+        folder: they name the folder the state was saved in, and a copy of a
+        work dir must not remove the original's best checkpoint."""
+
+        def rebase(path):
+            if path is None or '://' in path:
+                return path
+            return self.file_backend.join_path(self.out_dir,
+                                               osp.basename(path))
+
+        hub = runner.message_hub
+        for key in list(hub.runtime_info):
+            if key in ('best_ckpt', 'last_ckpt', PREEMPTION_CKPT) or \
+                    key.startswith('best_ckpt_'):
+                hub.update_info(key, rebase(hub.get_info(key)))
+        if getattr(self, 'best_ckpt_path', None) is not None:
+            self.best_ckpt_path = rebase(self.best_ckpt_path)
+        for key, path in getattr(self, 'best_ckpt_path_dict', {}).items():
+            self.best_ckpt_path_dict[key] = rebase(path)
 
     def after_train(self, runner) -> None:
         super().after_train(runner)
@@ -164,10 +192,13 @@ class PreemptibleCheckpointHook(CheckpointHook):
                                backend_args=self.backend_args,
                                **self.args)
         if is_main_process():
-            last_ckpt = self.last_ckpt
+            name = self.last_ckpt
+            if '://' not in name and osp.dirname(
+                    osp.abspath(name)) == osp.abspath(runner.work_dir):
+                name = osp.basename(name)
             write_atomically(osp.join(runner.work_dir, 'last_checkpoint'),
-                             lambda f: f.write(last_ckpt.encode()))
-            if superseded not in (None, last_ckpt):
+                             lambda f: f.write(name.encode()))
+            if superseded not in (None, self.last_ckpt):
                 self._remove(superseded)
 
     def _remove(self, path: str) -> None:
@@ -176,6 +207,11 @@ class PreemptibleCheckpointHook(CheckpointHook):
         elif self.file_backend.isdir(path):
             # checkpoints saved by deepspeed are directories
             self.file_backend.rmtree(path)
+
+    def _best_paths(self) -> set:
+        paths = set(getattr(self, 'best_ckpt_path_dict', {}).values())
+        paths.add(getattr(self, 'best_ckpt_path', None))
+        return paths - {None}
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         """mmengine's bookkeeping of ``max_keep_ckpts``, but the checkpoint
@@ -203,9 +239,18 @@ class PreemptibleCheckpointHook(CheckpointHook):
         new best (and the checkpoint saved again with it) is complete."""
         backend = self.file_backend
         self.file_backend = _DeferredRemovals(backend)
+        previous = self._best_paths()
         try:
             super()._save_best_checkpoint(runner, metrics)
             removals = self.file_backend.paths
+        except Exception:
+            # the checkpoint that records the new best was not written: a
+            # new best file would be an orphan that no resume knows of
+            if is_main_process():
+                for path in self._best_paths() - previous:
+                    if backend.isfile(path):
+                        backend.remove(path)
+            raise
         finally:
             self.file_backend = backend
         for path in removals:  # mmengine asked on the main process only

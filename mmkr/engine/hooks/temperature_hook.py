@@ -6,6 +6,7 @@ from mmpretrain.registry import HOOKS
 
 from ...models.layers import (METHODS, DynamicLayer, TemperatureSchedule,
                               get_method)
+from ...utils.validation import check_number
 
 DATA_BATCH = Optional[dict]
 
@@ -37,12 +38,14 @@ class KRTemperatureHook(Hook):
     def __init__(self, init_temperature: Optional[float] = None,
                  final_temperature: Optional[float] = None,
                  anneal_epochs: Optional[float] = None):
-        if anneal_epochs is not None and anneal_epochs <= 0:
-            raise ValueError(f'anneal_epochs must be > 0, got {anneal_epochs}')
-        for name, value in (('init_temperature', init_temperature),
-                            ('final_temperature', final_temperature)):
-            if value is not None and value < 0:
-                raise ValueError(f'{name} must be >= 0, got {value}')
+        bounds = dict(init_temperature=dict(minimum=0),
+                      final_temperature=dict(minimum=0),
+                      anneal_epochs=dict(above=0))
+        for name, value in dict(init_temperature=init_temperature,
+                                final_temperature=final_temperature,
+                                anneal_epochs=anneal_epochs).items():
+            if value is not None:
+                check_number('KRTemperatureHook', name, value, **bounds[name])
         self.overrides = dict(init=init_temperature, final=final_temperature,
                               epochs=anneal_epochs)
 

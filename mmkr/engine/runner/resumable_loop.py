@@ -64,6 +64,27 @@ def batches_after(dataloader: DataLoader, done: int) -> Iterator[Iterator]:
         batch_sampler.sampler = sampler
 
 
+def drop_batch_of_one(dataloader: DataLoader) -> bool:
+    """Drop the last batch of every epoch where it would hold one sample.
+
+    BatchNorm cannot normalise one sample in training (the attention trunks
+    of ODConv and DCD, and any 1x1 feature map, see one value per channel),
+    so an epoch whose last batch is a single sample would crash there, at
+    its very end. Only that batch is dropped (``drop_last`` of PyTorch's
+    BatchSampler, which here drops nothing else); other incomplete last
+    batches are trained, as mmengine does. Returns whether it dropped.
+    """
+    batch_sampler = dataloader.batch_sampler
+    if (type(batch_sampler) is not BatchSampler or batch_sampler.drop_last
+            or batch_sampler.batch_size < 2):
+        return False
+    samples = len(batch_sampler.sampler)
+    if samples < 2 or samples % batch_sampler.batch_size != 1:
+        return False
+    batch_sampler.drop_last = True
+    return True
+
+
 @LOOPS.register_module()
 class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     """mmengine's ``EpochBasedTrainLoop`` (same arguments), resumable
@@ -89,7 +110,22 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     inside an epoch needs the batches per epoch and the number of processes
     of the run that saved it; with others, the epoch restarts from its first
     batch, as in mmengine, with a warning.
+
+    The last batch of an epoch is dropped where it would hold a single
+    sample per process (:func:`drop_batch_of_one`), with a line in the log.
     """
+
+    def __init__(self, runner, dataloader, *args, **kwargs):
+        super().__init__(runner, dataloader, *args, **kwargs)
+        if drop_batch_of_one(self.dataloader):
+            self._max_iters = self._max_epochs * len(self.dataloader)
+            sampler = self.dataloader.batch_sampler
+            runner.logger.info(
+                f'The last training batch of each epoch would hold 1 of the '
+                f'{len(sampler.sampler)} samples of a process (batch_size='
+                f'{sampler.batch_size}), which BatchNorm cannot normalise in '
+                f'training: it is dropped ({len(self.dataloader)} batches '
+                'per epoch).')
 
     def run(self) -> Any:
         self._resume_at = self._resume_point()

@@ -1,4 +1,5 @@
-"""Which checkpoint a resume may use: one that loads, not just one named.
+"""Which checkpoint a resume may use: one that loads, not just one named,
+and of the work dir's own files the one with the most training done.
 
 mmengine resumes from the file ``last_checkpoint`` names, whatever state it
 is in. Here a checkpoint counts as complete only if mmkr's safe loader reads
@@ -8,11 +9,11 @@ and it holds what a resume needs.
 import glob
 import os.path as osp
 import re
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Tuple
 
 from mmengine.runner import CheckpointLoader
 
-from mmkr.utils import CheckpointIntegrityError
+from mmkr.utils import CheckpointIntegrityError, load_from_local
 
 # the checkpoints that carry a whole training state (best_* ones hold no
 # optimizer): CheckpointHook's epoch_N.pth / iter_N.pth
@@ -37,20 +38,48 @@ def why_not_resumable(path: str) -> Optional[str]:
     return None
 
 
-def _named_by_last_checkpoint(work_dir: str) -> Optional[str]:
-    """The path in ``work_dir/last_checkpoint``, if the file exists."""
+def named_by_last_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``work_dir/last_checkpoint`` names, if that file
+    exists.
+
+    mmkr writes the name relative to the work dir, so a work dir moved or
+    copied elsewhere names its own file. An absolute path (what mmengine
+    and earlier mmkr wrote) is read as it is, unless it points into another
+    folder and the work dir holds a file of the same name: then the work dir
+    is a copy, and its own file is the one meant.
+    """
     save_file = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(save_file):
         return None
     with open(save_file) as f:
-        return f.read().strip() or None
+        named = f.read().strip()
+    if not named or '://' in named:
+        return named or None
+    if not osp.isabs(named):
+        return osp.join(work_dir, named)
+    own = osp.join(work_dir, osp.basename(named))
+    if (osp.dirname(named) != osp.abspath(work_dir) and osp.isfile(own)):
+        return own
+    return named
+
+
+def progress(path: str) -> Tuple[int, int]:
+    """(iterations, epochs) of training done, as the checkpoint's ``meta``
+    records them; (-1, -1) for a file that does not load."""
+    try:
+        meta = load_from_local(path, map_location='cpu', mmap=True)['meta']
+        return int(meta['iter']), int(meta['epoch'])
+    except Exception:  # a broken file: tried last, then skipped with a reason
+        return -1, -1
 
 
 def resume_candidates(work_dir: str) -> Iterator[str]:
     """Checkpoints to resume ``work_dir`` from, best first: the one
     ``last_checkpoint`` names, then every ``epoch_N.pth`` / ``iter_N.pth``
-    of its folder (and of ``work_dir``), newest (modified last) first."""
-    named = _named_by_last_checkpoint(work_dir)
+    of its folder (and of ``work_dir``), most training done first (the
+    iteration and epoch stored in each; not the file times, which a copy
+    or a restore from backup changes)."""
+    named = named_by_last_checkpoint(work_dir)
     folders = {osp.abspath(work_dir)}
     if named is not None:
         yield named
@@ -61,7 +90,7 @@ def resume_candidates(work_dir: str) -> Iterator[str]:
         for path in glob.glob(osp.join(folder, '*.pth'))
         if RESUMABLE_NAME.match(osp.basename(path))
     ]
-    for path in sorted(found, key=osp.getmtime, reverse=True):
+    for path in sorted(found, key=progress, reverse=True):
         if named is None or osp.abspath(path) != osp.abspath(named):
             yield path
 
@@ -76,7 +105,7 @@ def latest_complete_checkpoint(work_dir: str, logger) -> Optional[str]:
             return path
         logger.warning(f'Not resuming from {path}: it does not load as a '
                        f'training checkpoint ({reason}). Trying the next '
-                       'newest checkpoint.')
+                       'checkpoint with the most progress.')
     return None
 
 
@@ -93,7 +122,7 @@ def check_resume_path(path: str, work_dir: str) -> None:
                    and why_not_resumable(candidate) is None), None)
     advice = (f'The last complete checkpoint in {folder} is {latest}: '
               f'resume from it with --resume {latest}, or with --resume '
-              'alone to pick the newest complete one of the work dir.'
+              'alone to pick the complete one with the most progress.'
               if latest is not None else
               f'{folder} holds no complete checkpoint to resume from.')
     raise CheckpointIntegrityError(

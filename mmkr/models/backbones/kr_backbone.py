@@ -10,6 +10,7 @@ from mmpretrain.registry import MODELS
 from ..layers import (DynamicConvBase, DynamicLayer, KRChain,
                       SpectralKREncoder, create_dynamic, get_method,
                       is_convertible)
+from ...utils.validation import check_kr_backbone_options
 from .checkpointing import checkpoint_with_kr
 from .state_dict_check import register_state_dict_checks
 
@@ -149,6 +150,11 @@ class KRBackbone(BaseModule):
                  probe_size: Tuple[int, int] = (64, 64),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
+        check_kr_backbone_options(
+            dict(kernel_num=kernel_num, kr_dims=kr_dims, with_kr=with_kr,
+                 return_kr=return_kr, freq_size=freq_size,
+                 in_channels=in_channels, reduction=reduction,
+                 attention_norm=attention_norm))
         spec = get_method(method)
         if return_kr and not with_kr:
             raise ValueError('return_kr=True needs with_kr=True: there is no '

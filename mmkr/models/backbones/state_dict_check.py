@@ -85,11 +85,15 @@ def check_kr_state_dict(backbone: nn.Module, state_dict: dict, prefix: str,
     _check_keys(where, own, given, hint=hint)
     for key, tensor in own.items():
         if key in state_dict and state_dict[key].shape != tensor.shape:
+            # only the d_0 encoder's shapes depend on kr_dims
+            cause = (f'kr_dims={backbone.kr_dims} in the model'
+                     if key.startswith(f'{prefix}encoder.') else
+                     'it was saved from a backbone of another width or '
+                     'architecture')
             raise ValueError(
                 f'checkpoint does not fit {where}: {key} has shape '
                 f'{tuple(state_dict[key].shape)} in the checkpoint and '
-                f'{tuple(tensor.shape)} in the model (kr_dims='
-                f'{backbone.kr_dims}).')
+                f'{tuple(tensor.shape)} in the model ({cause}).')
 
 
 def register_state_dict_checks(backbone: nn.Module) -> None:

@@ -5,6 +5,8 @@ import torch.nn as nn
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 
+from mmkr.utils.validation import check_number
+
 
 @MODELS.register_module()
 class DropoutLinearClsHead(LinearClsHead):
@@ -21,6 +23,7 @@ class DropoutLinearClsHead(LinearClsHead):
     def __init__(self, num_classes: int, in_channels: int,
                  dropout: float = 0., **kwargs):
         super().__init__(num_classes, in_channels, **kwargs)
+        check_number(type(self).__name__, 'dropout', dropout, minimum=0)
         if not 0 <= dropout < 1:
             raise ValueError(f'dropout must be in [0, 1), got {dropout}')
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()

@@ -3,6 +3,7 @@ from typing import Tuple
 import torch
 from mmpretrain.registry import MODELS
 
+from mmkr.utils.validation import check_int
 from .dropout_linear_head import DropoutLinearClsHead
 
 
@@ -28,8 +29,14 @@ class KRLinearClsHead(DropoutLinearClsHead):
         feats: (..., (B, C, H, W) or (B, C), (B, D)) -> logits (B, classes)
     """
 
+    reads_kr = True  # the last item of its input is d_L
+
     def __init__(self, num_classes: int, in_channels: int, kr_dims: int,
                  **kwargs):
+        for name, value in dict(num_classes=num_classes,
+                                in_channels=in_channels,
+                                kr_dims=kr_dims).items():
+            check_int('KRLinearClsHead', name, value, minimum=1)
         self.kr_dims = kr_dims
         super().__init__(num_classes, in_channels + kr_dims, **kwargs)
         self.feat_channels = in_channels

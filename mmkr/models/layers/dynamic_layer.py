@@ -5,6 +5,7 @@ from typing import Any, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from ...utils.validation import check_int
 from .kernel_generator import mixing_attention
 from .registry import get_method, method_of_code
 from .representation import KRGenerator
@@ -50,8 +51,8 @@ class DynamicLayer(nn.Module):
                  kr_dims: int = 0):
         super().__init__()
         code = get_method(method).code
-        if kr_dims < 0:
-            raise ValueError(f'kr_dims must be >= 0 (0: no KR), got {kr_dims}')
+        check_int(type(self).__name__, 'kr_dims', kr_dims, 0,
+                  'an integer >= 0 (0: no KR)')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.method = method
@@ -153,8 +154,7 @@ class MixingLayer(DynamicLayer):
             fusion_bias (bool): a bias in ODConv's F (see
                 :func:`mixing_attention`).
         """
-        if kernel_num < 1:
-            raise ValueError(f'kernel_num must be >= 1, got {kernel_num}')
+        check_int(type(self).__name__, 'kernel_num', kernel_num, minimum=1)
         self.kernel_num = kernel_num
         self.fusion, self.generator = mixing_attention(
             method, self.in_channels, self.out_channels, kernel_positions,

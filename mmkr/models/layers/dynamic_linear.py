@@ -14,7 +14,7 @@ class DynamicLinear(MixingLayer):
 
     The linear counterpart of :class:`DynamicConv2d`, for token MLPs and
     attention projections. h is the input itself for (B, C) inputs and the
-    mean over tokens for (B, N, C) inputs (DESIGN §1). c, f and a are the
+    mean over tokens for (B, N, C) inputs (docs/method.md). c, f and a are the
     channel, filter and kernel attentions; there is no spatial one.
 
     Execution: with one candidate, a static ``F.linear`` between the channel
