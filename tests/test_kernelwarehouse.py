@@ -1,7 +1,9 @@
 """KernelWarehouse: the layer against a slow reference written from the
 paper's formulas, the warehouses a network shares, τ in a real Runner, and
 the authors' parameter counts."""
+import importlib.util
 import math
+import os
 import os.path as osp
 
 import pytest
@@ -143,6 +145,13 @@ def test_initial_assignment_selects_the_layers_own_cells():
         step = max(int(RATIOS[ratio][0]), 1)
         owned = [c for c in alloc.assignment if c >= 0]
         assert owned == list(range(alloc.start, alloc.end, step))
+        # at 1/2x the authors' pattern: mixture i takes a cell where
+        # i mod 2 = ⌊i / 2⌋ mod 2, the zero cell otherwise
+        assigned = [i for i, c in enumerate(alloc.assignment) if c >= 0]
+        assert assigned == [
+            i for i in range(alloc.mixtures)
+            if ratio != '1/2x' or i % 2 == i // 2 % 2
+        ]
 
 
 def test_batchnorm_in_the_attention_refuses_a_training_batch_of_one():
@@ -324,27 +333,37 @@ def test_tau_falls_from_one_to_zero_across_epochs_in_a_runner(tmp_path):
         assert seen[id(generator)] == pytest.approx(expected)
 
 
-# The authors' models, built from their JSON configs (README and issue 16).
-AUTHORS_PARAMS = {
-    'resnet18_kw1d4x.py': 4_031_768,
-    'resnet18_kw1d2x.py': 7_431_044,
-    'resnet18_kw1x.py': 11_932_148,
-    'resnet18_kw2x.py': 23_242_127,
-    'resnet18_kw4x.py': 45_862_085,
-    'resnet50_kw1x.py': 28_052_310,
-    'resnet50_kw4x.py': 102_015_144,
-    'mobilenet-v2-050_kw1x.py': 2_854_522,
-    'mobilenet-v2-050_kw4x.py': 4_648_587,
-    'mobilenet-v2_kw1x.py': 5_168_146,
-    'mobilenet-v2_kw4x.py': 11_379_382,
-    'convnext-tiny_kw1x.py': 39_370_674,
-}
+def authors_params() -> dict:
+    """get_flops.py's parameter counts of KernelWarehouse's own models
+    (built from the authors' JSON configs), by config."""
+    spec = importlib.util.spec_from_file_location(
+        'get_flops', osp.join(REPO, 'tools', 'analysis_tools',
+                              'get_flops.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return {
+        config: params
+        for config, params in tool.AUTHORS_PARAMS.items()
+        if config.startswith('configs/kernelwarehouse/')
+    }
 
 
-@pytest.mark.parametrize('config', AUTHORS_PARAMS)
+AUTHORS_PARAMS = authors_params()
+
+
+def test_every_kw_config_has_the_authors_count():
+    configs = {
+        f'configs/kernelwarehouse/{name}'
+        for name in os.listdir(osp.join(REPO, 'configs', 'kernelwarehouse'))
+        if name.endswith('.py')
+    }
+    assert set(AUTHORS_PARAMS) == configs
+
+
+@pytest.mark.parametrize('config', sorted(AUTHORS_PARAMS))
 def test_parameters_equal_the_authors(config):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'kernelwarehouse',
-                                   config))
-    model = get_model(cfg, device='cpu')
+    """With KR off, KW's parameters are those of the authors' model, the
+    static layers, norms and classifier included."""
+    model = get_model(Config.fromfile(osp.join(REPO, config)), device='cpu')
     assert sum(p.numel() for p in model.parameters()) == \
         AUTHORS_PARAMS[config]

@@ -109,8 +109,7 @@ def warehouse_names(statics: Dict[str, nn.Conv2d],
     with 1x1-conv pointwise layers (``('layer', 'pwconv')``, None) the
     groups are the authors'.
     """
-    if isinstance(sharing_range, str) or not set(sharing_range) <= set(
-            SHARING_SCOPES):
+    if not set(sharing_range) <= set(SHARING_SCOPES):
         raise ValueError(f'sharing_range must be a sequence of '
                          f'{SHARING_SCOPES}, got {sharing_range!r}')
     if handover not in HANDOVERS:
@@ -271,10 +270,10 @@ class WarehouseManager(nn.Module):
                 raise TypeError(
                     f'KernelWarehouse replaces nn.Conv2d only; {name} is '
                     f'{type(conv).__name__}: keep it static (static_layers)')
+        groups = warehouse_names(statics, sharing_range, handover)
         self.sharing_range = tuple(sharing_range)
         self.handover = handover
         self.nonlocal_basis_ratio = nonlocal_basis_ratio
-        groups = warehouse_names(statics, self.sharing_range, handover)
         members: Dict[str, List[str]] = OrderedDict()
         for layer, warehouse in groups.items():
             members.setdefault(warehouse, []).append(layer)
