@@ -319,7 +319,7 @@ def test_tau_falls_from_one_to_zero_across_epochs_in_a_runner(tmp_path):
     generators = [
         m for m in runner.model.modules() if isinstance(m, KWGenerator)
     ]
-    assert len(generators) == 19
+    assert len(generators) == len(runner.model.backbone.dynamic_names) > 1
     seen = {id(g): [] for g in generators}
 
     def record(module, args):

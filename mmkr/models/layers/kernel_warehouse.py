@@ -628,5 +628,6 @@ register_method(
         name='kernelwarehouse', code=6, display_name='KernelWarehouse',
         layers={nn.Conv2d: KWConv2d},
         options=('reduction', 'attention_norm'),
+        size_option='cell_num_ratio',
         temperature=TemperatureSchedule(1., 0., 20., positive=False),
         network_state=WarehouseManager))
