@@ -10,10 +10,9 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.runner import Runner
 from mmpretrain import get_model
 from mmpretrain.registry import MODELS
-from test_head_and_hook import RandomImages
+from test_head_and_hook import temperature_runner
 from test_layers import KR_DIMS, grads
 
 import mmkr  # noqa: F401
@@ -288,34 +287,10 @@ def test_checkpoint_of_another_method_is_refused_naming_both():
         tiny_resnet().load_state_dict(odconv.state_dict())
 
 
-def tau_runner(tmp_path, max_epochs):
-    return Runner(
-        model=dict(
-            type='ImageClassifier',
-            data_preprocessor=dict(type='ClsDataPreprocessor',
-                                   num_classes=2),
-            backbone=dict(type='KRBackbone',
-                          backbone=dict(type='ResNet', depth=18,
-                                        base_channels=8),
-                          method='kernelwarehouse', kr_dims=4,
-                          return_kr=True, attention_norm='bn'),
-            head=dict(type='KRLinearClsHead', num_classes=2, in_channels=64,
-                      kr_dims=4)),
-        work_dir=str(tmp_path),
-        train_dataloader=dict(
-            dataset=RandomImages(), batch_size=2, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False)),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        custom_hooks=[dict(type='KRTemperatureHook', anneal_epochs=1.5)],
-        default_hooks=dict(checkpoint=None, logger=None),
-        default_scope='mmpretrain')
-
-
 def test_tau_falls_from_one_to_zero_across_epochs_in_a_runner(tmp_path):
     """4 iterations per epoch, τ annealed over 1.5 epochs, 3 epochs: every
     generator runs iteration i at τ = 1 - i / 6 until i = 6, then at 0."""
-    runner = tau_runner(tmp_path, max_epochs=3)
+    runner = temperature_runner(tmp_path, 'kernelwarehouse', max_epochs=3)
     generators = [
         m for m in runner.model.modules() if isinstance(m, KWGenerator)
     ]

@@ -10,7 +10,6 @@ _base_ = [
 model = dict(
     backbone=dict(
         backbone=dict(stem_channels=16, base_channels=16),
-        method_cfg=dict(cell_num_ratio=1),
         probe_size=(32, 32)),
     head=dict(num_classes=10, in_channels=128, topk=(1, )))
 

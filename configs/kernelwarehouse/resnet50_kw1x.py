@@ -1,21 +1,12 @@
 # ResNet-50 + KernelWarehouse (1x) on ImageNet-1k, the authors' recipe
-# (configs/resnet50/kw1x_resnet50.json, the ConvNeXt recipe of main.py; see
-# ./resnet18_kw1x.py).
-_base_ = [
-    '../_base_/models/kw_resnet50.py',
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    '../_base_/schedules/kw_imagenet.py',
-    '../_base_/default_runtime.py',
-]
+# (configs/resnet50/kw1x_resnet50.json; see ./resnet18_kw1x.py): the
+# ResNet-18 rules, with the first block's 1x1 conv and its stride-1
+# downsample conv static, as kw_resnet.py builds them (stage -1,
+# enabled=False).
+_base_ = './resnet18_kw1x.py'
 
 model = dict(
-    backbone=dict(backbone=dict(drop_path_rate=0.1)),
-    head=dict(
-        loss=dict(
-            type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')),
-    train_cfg=dict(augments=[
-        dict(type='Mixup', alpha=0.8),
-        dict(type='CutMix', alpha=1.0),
-    ]))
-
-train_dataloader = dict(batch_size=128)
+    backbone=dict(
+        backbone=dict(depth=50),
+        static_layers=['conv1', 'layer1.0.conv1', 'layer1.0.downsample.0']),
+    head=dict(in_channels=2048))
