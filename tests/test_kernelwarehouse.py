@@ -13,7 +13,8 @@ from mmengine.config import Config
 from mmpretrain import get_model
 from mmpretrain.registry import MODELS
 from test_head_and_hook import temperature_runner
-from test_layers import KR_DIMS, grads
+from test_layers import KR_DIMS, grads, randomise
+from test_methods import inputs, randomise_norms
 
 import mmkr  # noqa: F401
 from mmkr.models.layers import (KWConv2d, KWGenerator, WarehouseManager,
@@ -55,26 +56,9 @@ def kw_layer(shape, ratio=(1, 1), kr_dims=0, norm='bn', bias=False,
     layer = KWConv2d.from_static(
         statics['layer1.0.conv2'], network_state=manager,
         name='layer1.0.conv2', norm=norm, kr_dims=kr_dims).double()
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for param in layer.parameters():
-            param.normal_(0, 0.5)
-        for module in layer.modules():
-            if isinstance(module, nn.BatchNorm1d):
-                module.running_mean.normal_(0, 0.3)
-                module.running_var.uniform_(0.5, 2.)
+    layer = randomise_norms(randomise(layer))
     layer.generator.temperature.fill_(tau)
-    return layer.eval()
-
-
-def inputs(cin, batch=3, kr_dims=0, channels_last=False):
-    torch.manual_seed(2)
-    x = torch.randn(batch, cin, 9, 11, dtype=torch.float64)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    d = (torch.randn(batch, kr_dims, dtype=torch.float64, requires_grad=True)
-         if kr_dims else None)
-    return x.requires_grad_(), d
+    return layer
 
 
 def assert_paths_equal_reference(layer, x, d):
