@@ -28,13 +28,11 @@ and share a warehouse between the names that ``sharing_range`` makes equal;
 backbone's module names and conv shapes (see there).
 """
 import math
-from collections import OrderedDict
 from typing import (Dict, List, NamedTuple, Optional, Sequence, Tuple,
                     Union)
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .dynamic_conv_base import DynamicConvBase, conv_dtype, unfold_wins
 from .per_sample_conv import per_sample_conv2d, per_sample_conv2d_unfold
@@ -43,8 +41,11 @@ from .representation import RepresentationFusion, attention_hidden_dims
 
 SHARING_SCOPES = ('layer', 'conv', 'pwconv', 'dwconv')
 HANDOVERS = ('block_input', 'block', None)
-# The layer options that reach the manager with the warehouse options
-# (KRBackbone hands both the same options) and that it does not use.
+# KRBackbone hands the manager and every layer the same options: each takes
+# its own and leaves the other's.
+WAREHOUSE_OPTIONS = ('cell_num_ratio', 'cell_inplane_ratio',
+                     'cell_outplane_ratio', 'sharing_range',
+                     'nonlocal_basis_ratio', 'handover', 'reduction')
 _LAYER_OPTIONS = ('kr_dims', 'norm')
 
 Ratio = Union[float, Sequence[float]]
@@ -274,7 +275,7 @@ class WarehouseManager(nn.Module):
         self.sharing_range = tuple(sharing_range)
         self.handover = handover
         self.nonlocal_basis_ratio = nonlocal_basis_ratio
-        members: Dict[str, List[str]] = OrderedDict()
+        members: Dict[str, List[str]] = {}
         for layer, warehouse in groups.items():
             members.setdefault(warehouse, []).append(layer)
         self.names = list(members)
@@ -616,10 +617,6 @@ class KWConv2d(DynamicConvBase):
         att, d_next = self.attend(x.mean(dim=(2, 3)), d)
         return self.finish(self.run_path(x, att), x, self.bias), d_next
 
-
-WAREHOUSE_OPTIONS = ('cell_num_ratio', 'cell_inplane_ratio',
-                     'cell_outplane_ratio', 'sharing_range',
-                     'nonlocal_basis_ratio', 'handover', 'reduction')
 
 # The authors anneal τ from 1 to 0 over 20 epochs (15 for MobileNetV2, in
 # its configs), per iteration (engine.py).
