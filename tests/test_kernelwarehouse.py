@@ -13,6 +13,8 @@ from mmengine.config import Config
 from mmpretrain import get_model
 from mmpretrain.registry import MODELS
 from test_head_and_hook import temperature_runner
+from test_init import (build_initialised, check_group, kaiming_fan_out,
+                       linear_rules, norm, pytorch_linear)
 from test_layers import KR_DIMS, grads, randomise
 from test_methods import inputs, randomise_norms
 
@@ -326,3 +328,32 @@ def test_parameters_equal_the_authors(config):
     model = get_model(Config.fromfile(osp.join(REPO, config)), device='cpu')
     assert sum(p.numel() for p in model.parameters()) == \
         AUTHORS_PARAMS[config]
+
+
+@pytest.mark.parametrize('config', ['resnet18_kw4x', 'resnet18_kw1d4x'])
+def test_kw_starts_by_its_authors_rule(config):
+    """As training initialises it (kernel_warehouse.py's Attention and
+    Warehouse_Manager.allocate, kw_resnet.py): each layer's own cells
+    Kaiming normal as one (cells·c_out, c_in, 1, 1) kernel, the attention's
+    FCs Kaiming normal fan-out with zero biases, BatchNorm 1 and 0, and the
+    classifier PyTorch's default."""
+    model = build_initialised(
+        Config.fromfile(
+            osp.join(REPO, 'configs', 'kernelwarehouse', f'{config}.py')),
+        seed=0)
+    for name, layer in model.backbone.dynamic_layers.items():
+        alloc = layer.allocation
+        rules = dict(
+            cells=kaiming_fan_out((alloc.end - alloc.start) * alloc.cell_out),
+            **linear_rules('generator.fc', layer.generator.fc,
+                           kaiming_fan_out(layer.generator.fc.out_features)),
+            **norm('fusion.norm.'))
+        rules['fusion.fc.weight'] = kaiming_fan_out(layer.fusion.out_dims)
+        params = [('cells', layer.cells[alloc.start:alloc.end])] + [
+            (k, p) for k, p in layer.named_parameters() if k in rules
+        ]
+        assert len(params) == len(rules)
+        check_group(name, params, rules)
+    fc = model.head.fc
+    check_group('head', list(fc.named_parameters()),
+                pytorch_linear(fc))

@@ -11,9 +11,11 @@ _base_ = [
 
 model = dict(
     backbone=dict(backbone=dict(drop_path_rate=0.1)),
+    # kw_resnet.py leaves its classifier at PyTorch's default initialisation
     head=dict(
         loss=dict(
-            type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')),
+            type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
+        init_cfg=None),
     train_cfg=dict(augments=[
         dict(type='Mixup', alpha=0.8),
         dict(type='CutMix', alpha=1.0),

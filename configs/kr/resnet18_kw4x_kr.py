@@ -8,4 +8,8 @@ kr_dims = 64
 model = dict(
     backbone=dict(with_kr=True, kr_dims=kr_dims, return_kr=True),
     neck=None,
-    head=dict(type='KRLinearClsHead', kr_dims=kr_dims))
+    # KR's head rule (docs/initialisation.md), not kw_resnet.py's classifier
+    head=dict(
+        type='KRLinearClsHead',
+        kr_dims=kr_dims,
+        init_cfg=dict(type='Normal', layer='Linear', std=0.01)))
