@@ -12,4 +12,5 @@ model = dict(
     head=dict(
         type='KRLinearClsHead',
         kr_dims=kr_dims,
-        init_cfg=dict(type='Normal', layer='Linear', std=0.01)))
+        init_cfg=dict(
+            _delete_=True, type='Normal', layer='Linear', std=0.01)))
