@@ -40,12 +40,17 @@ INTENDED_DYNAMIC = {
                          r'|ffn\.layers\.1)',
     # channel-MLP 1x1 convs and the downsampling embeddings after the first
     'PoolFormer': r'network\.(\d\.\d+\.mlp\.fc[12]|[135]\.proj)',
+    # the blocks' convs (pointwise as 1x1 convs) and the downsampling convs
+    # after the stem
+    'ConvNeXt': r'(downsample_layers\.[123]\.1|stages\.\d\.\d+\.'
+                r'(depthwise_conv|pointwise_conv[12]))',
 }
 EXPECTED_COUNT = {
     'ResNet': {18: 19, 50: 52, 101: 103},
     'MobileNetV2': 51,
     'VisionTransformer': 48,
-    'PoolFormer': 27
+    'PoolFormer': 27,
+    'ConvNeXt': 57,
 }
 # Layers the comparison methods' authors keep static in their own networks
 # (ODConv's od_resnet, DCD's resnet_dcd / mobilenetv2_dcd, WeightNet's
@@ -67,6 +72,21 @@ AUTHORS_STATIC = {
     ('MobileNetV2', 'dcd'):
     (r'(layer1\.0\..*|layer\d\.\d+\.conv\.1\.conv|conv2\.conv)', 32),
     ('MobileNetV2', 'weightnet'): (r'conv2\.conv', 50),
+    # kw_resnet.py's Bottleneck: the first block's 1x1 conv and its stride-1
+    # downsample conv (stage -1)
+    ('ResNet', 'kernelwarehouse'): ({
+        18: '(?!)',
+        50: r'layer1\.0\.(conv1|downsample\.0)'
+    }, {
+        18: 19,
+        50: 50
+    }),
+}
+# Stems the comparison methods' authors make dynamic (KernelWarehouse's
+# kw_mobilenetv2.py and kw_convnext.py).
+AUTHORS_DYNAMIC_STEM = {
+    ('MobileNetV2', 'kernelwarehouse'): 'conv1.conv',
+    ('ConvNeXt', 'kernelwarehouse'): 'downsample_layers.0.0',
 }
 
 
@@ -150,8 +170,12 @@ def test_config_builds_and_classifies(config):
         excluded, count = AUTHORS_STATIC[(family, method)]
     if isinstance(count, dict):  # by depth
         count = count[backbone.backbone.depth]
+    if isinstance(excluded, dict):
+        excluded = excluded[backbone.backbone.depth]
     expected = intended_dynamic(backbone.backbone, excluded)
     assert len(expected) == count
+    if (family, method) in AUTHORS_DYNAMIC_STEM:
+        expected.add(AUTHORS_DYNAMIC_STEM[(family, method)])
     assert set(model.backbone.dynamic_names) == expected
     dynamic_modules = {
         name
@@ -159,25 +183,33 @@ def test_config_builds_and_classifies(config):
         if isinstance(m, DynamicLayer)
     }
     assert dynamic_modules == expected
-    first = model.backbone.backbone.get_submodule(
-        model.backbone.static_layers[0])
-    assert isinstance(first, nn.Conv2d) and not isinstance(
-        first, DynamicLayer)
+    for name in model.backbone.static_layers:
+        static = model.backbone.backbone.get_submodule(name)
+        assert isinstance(static, nn.Conv2d) and not isinstance(
+            static, DynamicLayer)
     for layer in model.backbone.dynamic_layers.values():
         assert getattr(layer, 'kernel_num', 1) == backbone.get('kernel_num', 1)
         assert layer.kr_dims == (backbone.get('kr_dims', 64) if with_kr else 0)
         assert layer.method == method
 
 
+# KernelWarehouse configs that differ from one trained below only in their
+# numbers of cells or the width and depth of the network.
+KW_VARIANTS = ('resnet18_kw1d2x.py', 'resnet18_kw2x.py', 'resnet18_kw4x.py',
+               'resnet50_kw1d2x.py', 'resnet50_kw1x.py', 'resnet50_kw4x.py',
+               'mobilenet-v2-050_kw1x.py', 'mobilenet-v2_kw1x.py',
+               'mobilenet-v2_kw4x.py')
 # The comparison methods' configs and KR on them: each trains one step with
 # its own model, optimizer and hooks in a real Runner.
 METHOD_CONFIGS = sorted(
     path for path in CONFIGS
     if path.split(osp.sep)[1] in set(METHODS) - {'odconv'}
+    and osp.basename(path) not in KW_VARIANTS
     or osp.basename(path) in ('resnet18_odconv4.py',
                               'mobilenet-v2-050_odconv4.py',
                               'resnet18_dcd_kr.py',
-                              'resnet18_condconv8_kr.py'))
+                              'resnet18_condconv8_kr.py',
+                              'resnet18_kw4x_kr.py'))
 
 
 def test_every_method_has_its_configs():
@@ -193,6 +225,9 @@ def test_method_config_trains_one_step(config, tmp_path):
     cfg = Config.fromfile(osp.join(REPO, config))
     runner = Runner(
         model=cfg.model,
+        # the dataset's, as a run of the config has it (Mixup and CutMix
+        # need its num_classes)
+        data_preprocessor=cfg.get('data_preprocessor'),
         work_dir=str(tmp_path),
         train_dataloader=dict(
             # two 64x64 images: one training step

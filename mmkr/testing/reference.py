@@ -277,3 +277,66 @@ def reference_weightnet_conv2d(layer, x: Tensor, d: Optional[Tensor] = None
         d_nexts.append(_kr_next(layer, x_gap, logits))
     return torch.cat(outs), (None if d_nexts[0] is None else
                              torch.stack(d_nexts))
+
+
+def _kw_logits(layer, fused: Tensor) -> Tensor:
+    """z (m, n + 1): KernelWarehouse's logits of one sample. With a
+    non-local basis, z_i = [B u_i[:s]; v_i; B u_i[s:]; z0_i] + b for the
+    layer's own logits v_i, basis logits u_i, zero-cell logit z0_i, s the
+    layer's first cell and B the basis map."""
+    generator = layer.generator
+    m, n = generator.mixtures, generator.cells
+    z = _linear(fused, generator.fc)
+    if generator.basis is None:
+        return z.view(m, n + 1)
+    rows = []
+    for row in z.view(m, -1):
+        local = row[:generator.num_local]
+        others = generator.basis.weight @ row[generator.num_local:-1]
+        s = generator.start
+        rows.append(torch.cat([others[:s], local, others[s:], row[-1:]]))
+    return torch.stack(rows) + generator.basis_bias.view(m, n + 1)
+
+
+def reference_kw_conv2d(layer, x: Tensor, d: Optional[Tensor] = None
+                        ) -> Tuple[Tensor, Optional[Tensor]]:
+    """KernelWarehouse (Li and Yao, ICML 2024) as the paper writes it, one
+    sample at a time:
+
+    h~ = ReLU(norm(W_F [d; h] + b_F)); z = W_G h~ + b_G, n + 1 logits per
+    mixture i (the warehouse's n cells and the zero cell);
+    α_i = (1 - τ) z_i / (Σ_j |z_ij| + 1e-3) + τ β_i (β_i one-hot, the
+    initial assignment), the zero cell's entry dropped; the cell
+    w_i = Σ_j α_ij e_j; the kernel W[o·c_out + a, c·c_in + b, s] = w_i[a, b]
+    for i = (s·G_out + o)·G_in + c; y = conv(x, W) + bias.
+    """
+    fusion, generator = layer.fusion, layer.generator
+    alloc = layer.allocation
+    cells = layer.cells.flatten(1)  # (n, c_out * c_in)
+    g_out, g_in, positions = alloc.grid
+    kh, kw = layer.kernel_size
+    outs, d_nexts = [], []
+    for b in range(x.size(0)):
+        fused = torch.relu(_norm(
+            _linear(_with_d(x[b].mean(dim=(1, 2)),
+                            None if d is None else d[b]), fusion.fc),
+            fusion.norm))
+        z = _kw_logits(layer, fused)
+        tau = generator.temperature
+        att = (1 - tau) * z / (z.abs().sum(dim=1, keepdim=True) + 1e-3) \
+            + tau * generator.assignment
+        kernel = torch.zeros(layer.out_channels,
+                             layer.in_channels // layer.groups, kh * kw,
+                             dtype=x.dtype)
+        for i in range(alloc.mixtures):
+            s, o, c = i // (g_out * g_in), i // g_in % g_out, i % g_in
+            cell = (att[i, :-1] @ cells).view(alloc.cell_out, alloc.cell_in)
+            kernel[o * alloc.cell_out:(o + 1) * alloc.cell_out,
+                   c * alloc.cell_in:(c + 1) * alloc.cell_in, s] = cell
+        outs.append(
+            F.conv2d(x[b:b + 1], kernel.view(*kernel.shape[:2], kh, kw),
+                     layer.bias, layer.stride, layer.padding, layer.dilation,
+                     layer.groups))
+        d_nexts.append(_kr_next(layer, fused, z.flatten()))
+    return torch.cat(outs), (None if d_nexts[0] is None else
+                             torch.stack(d_nexts))

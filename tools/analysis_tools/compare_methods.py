@@ -60,7 +60,7 @@ PRESETS = {
     'digits': [
         f'configs/demo/resnet18_{name}_digits.py'
         for name in ('static', 'condconv8', 'dyconv4', 'dcd', 'weightnet',
-                     'odconv1', 'odconv4', 'kr1', 'kr4')
+                     'odconv1', 'odconv4', 'kw1x', 'kw4x', 'kr1', 'kr4')
     ]
 }
 # vis_tsne.py's defaults

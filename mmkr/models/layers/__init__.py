@@ -5,6 +5,8 @@ from .dynamic_conv import CONV_PATHS, DynamicConv2d, select_conv_path
 from .dynamic_conv_base import DynamicConvBase
 from .dynamic_layer import DynamicLayer, KRChain, MixingLayer
 from .dynamic_linear import DynamicLinear
+from .kernel_warehouse import (KWConv2d, KWGenerator, WarehouseManager,
+                               warehouse_names)
 from .kernel_generator import (MIXING_METHODS, KernelAttention,
                                KernelGenerator, mixing_attention)
 from .registry import (METHODS, DynamicMethod, TemperatureSchedule,
@@ -23,5 +25,6 @@ __all__ = [
     'KernelGenerator', 'mixing_attention', 'ConcatFusion', 'KRGenerator',
     'RepresentationFusion', 'SpectralKREncoder', 'SqueezeExciteFusion',
     'attention_hidden_dims', 'low_frequency_spectrum', 'GroupedLinear',
-    'WeightNetConv2d', 'WeightNetGenerator'
+    'WeightNetConv2d', 'WeightNetGenerator', 'KWConv2d', 'KWGenerator',
+    'WarehouseManager', 'warehouse_names'
 ]

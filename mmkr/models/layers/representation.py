@@ -37,8 +37,9 @@ class AttentionBatchNorm(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and x.shape[0] == 1:
             raise ValueError(
-                "attention_norm='bn' (ODConv's BatchNorm in the attention "
-                'branch) needs training batches of more than 1 sample; '
+                "attention_norm='bn' (BatchNorm in the attention branch, "
+                "as ODConv's and KernelWarehouse's authors have it) needs "
+                'training batches of more than 1 sample; '
                 "attention_norm='ln' (LayerNorm) works with any batch size")
         return super().forward(x)
 

@@ -1,0 +1,5 @@
+# ResNet-50 + KernelWarehouse (4x) on ImageNet-1k, the authors' recipe
+# (configs/resnet50/kw4x_resnet50.json): as 1x with four times the cells.
+_base_ = './resnet50_kw1x.py'
+
+model = dict(backbone=dict(method_cfg=dict(cell_num_ratio=4)))
