@@ -40,13 +40,32 @@ INTENDED_DYNAMIC = {
                          r'|ffn\.layers\.1)',
     # channel-MLP 1x1 convs and the downsampling embeddings after the first
     'PoolFormer': r'network\.(\d\.\d+\.mlp\.fc[12]|[135]\.proj)',
+    # depthwise 7x7 convs, both channels-last MLP linears and the
+    # downsampling convs after the stem
+    'ConvNeXt': r'(stages\.\d\.\d+\.(depthwise_conv|pointwise_conv[12])'
+                r'|downsample_layers\.[123]\.1)',
+    # window attention's qkv and projection, both FFN linears and the
+    # patch-merging reductions; patch embedding static
+    'SwinTransformer': r'stages\.\d\.(blocks\.\d+\.(attn\.w_msa\.(qkv|proj)'
+                       r'|ffn\.layers\.(0\.0|1))|downsample\.reduction)',
 }
 EXPECTED_COUNT = {
     'ResNet': 19,
     'MobileNetV2': 51,
     'VisionTransformer': 48,
-    'PoolFormer': 27
+    'PoolFormer': 27,
+    'ConvNeXt': 57,
+    'SwinTransformer': 51,
+    'ResNet-50': 52,
 }
+
+
+def count_key(backbone_cfg: dict) -> str:
+    """The key of a backbone's layer counts: its type, and the depth where a
+    type comes in several (ResNet-18 and ResNet-50)."""
+    if backbone_cfg['type'] == 'ResNet' and backbone_cfg['depth'] == 50:
+        return 'ResNet-50'
+    return backbone_cfg['type']
 # Layers the comparison methods' authors keep static in their own networks
 # (ODConv's od_resnet, DCD's resnet_dcd / mobilenetv2_dcd, WeightNet's
 # first and last convs), with the number of dynamic layers left. KR layers
@@ -54,6 +73,7 @@ EXPECTED_COUNT = {
 # keeps that method's network.
 AUTHORS_STATIC = {
     ('ResNet', 'odconv'): (r'layer\d\.0\.downsample\.0', 16),
+    ('ResNet-50', 'odconv'): (r'layer\d\.0\.downsample\.0', 48),
     ('ResNet', 'condconv'): (r'layer\d\.0\.downsample\.0', 16),
     ('ResNet', 'dcd'): (r'layer\d\.0\.downsample\.0', 16),
     ('ResNet', 'weightnet'): (r'layer\d\.0\.downsample\.0', 16),
@@ -137,10 +157,11 @@ def test_config_builds_and_classifies(config):
     family = backbone.backbone.type
     method = backbone.get('method', 'odconv')
     with_kr = backbone.get('with_kr', True)
-    excluded, count = '(?!)', EXPECTED_COUNT[family]
-    if (family, method) in AUTHORS_STATIC and not (method == 'odconv'
-                                                   and with_kr):
-        excluded, count = AUTHORS_STATIC[(family, method)]
+    key = count_key(backbone.backbone)
+    excluded, count = '(?!)', EXPECTED_COUNT[key]
+    if (key, method) in AUTHORS_STATIC and not (method == 'odconv'
+                                                and with_kr):
+        excluded, count = AUTHORS_STATIC[(key, method)]
     expected = intended_dynamic(backbone.backbone, excluded)
     assert len(expected) == count
     assert set(model.backbone.dynamic_names) == expected

@@ -65,6 +65,7 @@ class FoldingProbeNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.stem = nn.Conv2d(3, 8, 4, stride=4)
+        self.heads = nn.Linear(4, 4)  # 2 heads of each sample, at any size
         self.window = nn.Linear(8, 8)  # sample-major windows
         self.interleaved = nn.Linear(8, 8)  # window-major windows
         self.table = nn.Linear(2, 8)  # a table shared by every sample
@@ -81,7 +82,10 @@ class FoldingProbeNet(nn.Module):
 
     def forward(self, images):
         x = self.stem(images)
-        b = x.shape[0]
+        b, c, h, w = x.shape
+        heads = x.view(b, 2, c // 2, h * w).transpose(2, 3)
+        heads = self.heads(heads.reshape(b * 2, h * w, c // 2))
+        x = x + heads.view(b, 2, h * w, -1).transpose(2, 3).reshape(x.shape)
         win = self.windows(x)
         win = self.window(win)
         n = win.shape[0] // b
@@ -108,8 +112,11 @@ def batch_mixes_samples(model, images):
 
 
 def test_probe_keeps_what_cannot_be_per_sample_static():
+    """At the probe size each sample has one window, where a window-major
+    layout looks sample-major; the probe at twice the size tells."""
     model = build_probe_net()
-    assert model.dynamic_names == ['window', 'head']
+    assert model.dynamic_names == ['heads', 'window', 'head']
+    assert model.folded_names == ['heads', 'window']
     reasons = model.kept_static
     assert set(reasons) == {'interleaved', 'table', 'shared'}
     assert 'another layout' in reasons['interleaved']
@@ -123,7 +130,7 @@ def test_force_dynamic_overrides_the_probe():
     """Forcing the window-major layer dynamic mixes samples: what the probe
     keeps static is kept static for a reason."""
     model = build_probe_net(force_dynamic=['interleaved'])
-    assert model.dynamic_names == ['window', 'interleaved', 'head']
+    assert model.dynamic_names == ['heads', 'window', 'interleaved', 'head']
     assert batch_mixes_samples(model,
                                torch.rand(3, 3, 16, 16, dtype=torch.float64))
     with pytest.raises(ValueError, match="force_dynamic pattern 'nope'"):

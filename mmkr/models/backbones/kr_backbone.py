@@ -156,12 +156,15 @@ class KRBackbone(BaseModule):
         self.kept_static = {
             name: probe.static_reason
             for name, probe in probes.items()
-            if probe.static_reason and not self._is_static(name)
+            if probe.static_reason and not self.is_static(name)
             and not self._matches(name, self.force_dynamic)
         }
         self.dynamic_names = [
             name for name in order
-            if not self._is_static(name) and name not in self.kept_static
+            if not self.is_static(name) and name not in self.kept_static
+        ]
+        self.folded_names = [
+            name for name in self.dynamic_names if probes[name].folded
         ]
         self._refuse_recomputed(images)
         self._log_kept_static()
@@ -222,10 +225,14 @@ class KRBackbone(BaseModule):
     def _probe_twice_the_size(self, probes: Dict[str, LayerProbe],
                               images: torch.Tensor
                               ) -> Dict[str, LayerProbe]:
-        """Probe again, at twice the size, the layers that saw one row per
+        """Where a backbone folds windows, heads or tokens into the batch,
+        probe again, at twice the size, the layers that saw one row per
         sample but see more there: with one window per sample (Swin's last
         stage at its own img_size) a window-major layout looks like a
-        sample-major one. A backbone of one input size keeps ``probes``."""
+        sample-major one. A backbone that folds nothing at the probe size
+        (a CNN), or that accepts its own size only, keeps ``probes``."""
+        if not any(probe.folded for probe in probes.values()):
+            return probes
         single = [
             name for name, probe in probes.items()
             if probe.rows == 2 and probe.static_reason is None
@@ -297,7 +304,7 @@ class KRBackbone(BaseModule):
             or fnmatch.fnmatchcase(name, pattern + '.*')
             for pattern in patterns)
 
-    def _is_static(self, name: str) -> bool:
+    def is_static(self, name: str) -> bool:
         """Whether ``static_layers`` keeps ``name`` static."""
         return self._matches(name, self.static_layers)
 

@@ -194,24 +194,42 @@ def execution_order(model: nn.Module, names: Sequence[str],
     return order
 
 
-def _float_tensors(outputs) -> List[torch.Tensor]:
+def float_tensors(outputs) -> List[torch.Tensor]:
+    """The floating-point tensors of a model's (nested) outputs."""
     if torch.is_tensor(outputs):
         return [outputs] if outputs.is_floating_point() else []
     if isinstance(outputs, (list, tuple)):
-        return [t for out in outputs for t in _float_tensors(out)]
+        return [t for out in outputs for t in float_tensors(out)]
     if isinstance(outputs, dict):
-        return _float_tensors(list(outputs.values()))
+        return float_tensors(list(outputs.values()))
     return []
+
+
+def _custom_backward(outputs: List[torch.Tensor]) -> bool:
+    """Whether the autograd graph of ``outputs`` holds a custom
+    ``autograd.Function`` (reversible blocks, reentrant checkpointing): the
+    only nodes whose backward may run modules again."""
+    seen, stack = set(), [out.grad_fn for out in outputs]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, torch.autograd.function.BackwardCFunction):
+            return True
+        stack.extend(fn for fn, _ in node.next_functions)
+    return False
 
 
 def recomputed_layers(model: nn.Module, names: Sequence[str],
                       images: torch.Tensor) -> List[str]:
     """The named layers that run again during the backward pass of a
-    training step on ``images`` (activation checkpointing, reversible
-    blocks).
+    training step on ``images`` (reversible blocks, checkpointing through
+    a custom autograd function).
 
-    The model is left as it was: running statistics, gradients, random
-    state and mode.
+    The backward pass runs only where the graph has such a function
+    (:func:`_custom_backward`). The model is left as it was: running
+    statistics, gradients, random state and mode.
     """
     recomputed: List[str] = []
 
@@ -231,11 +249,13 @@ def recomputed_layers(model: nn.Module, names: Sequence[str],
     model.train()
     try:
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
-            loss = sum(out.float().sum()
-                       for out in _float_tensors(model(images)))
-            if torch.is_tensor(loss) and loss.requires_grad:
+            outputs = [
+                out for out in float_tensors(model(images))
+                if out.requires_grad
+            ]
+            if outputs and _custom_backward(outputs):
                 with _input_hooks(model, names, record):
-                    loss.backward()
+                    sum(out.float().sum() for out in outputs).backward()
     finally:
         with torch.no_grad():
             for name, buf in model.named_buffers():

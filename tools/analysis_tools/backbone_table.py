@@ -1,0 +1,100 @@
+"""What KRBackbone does to every backbone of mmpretrain's registry.
+
+Usage: python tools/analysis_tools/backbone_table.py [--out docs/backbones.md]
+       [--backbones ConvNeXt SwinTransformer ...]
+
+Each backbone is built at its smallest arch (``mmkr.testing.backbones``)
+and put through the checks of tests/test_backbone_registry.py: one
+training step with a gradient for every KR parameter, d reaching every
+dynamic layer, batch independence in eval mode and float64. The table
+lists the layers made dynamic (folded: their input holds windows, heads or
+tokens of each sample), those kept static and why, and the result.
+"""
+import argparse
+import sys
+import time
+
+from mmkr.testing.backbones import (EXCLUDED, case_of, check_backbone,
+                                    registry_backbones)
+
+HEADER = """# mmpretrain's backbones under KRBackbone
+
+Produced by `python tools/analysis_tools/backbone_table.py --out
+docs/backbones.md` with mmpretrain {version}; the same checks run in
+`tests/test_backbone_registry.py`. Each backbone is built at its smallest arch
+(options below), wrapped by `KRBackbone(method='odconv', kernel_num=1,
+kr_dims=8)` without a probe size, and checked: one training step gives every
+KR parameter a gradient, d reaches every dynamic layer, and in eval mode and
+float64 each sample of a batch of 3 gives the outputs it gives alone.
+
+Columns: **dynamic**, the layers made KR layers, of which **folded** see the
+batch folded with windows, heads or tokens (each sample's kernel serves all
+of its rows); **static_layers**, kept static by that option (by default the
+first layer that runs, the stem or patch embedding); **kept static**, the
+layers the construction-time probe keeps static, with the reason;
+**never called**, layers whose weights the backbone uses without calling
+them (nothing to replace).
+
+"""
+
+
+def describe(options: dict) -> str:
+    return ', '.join(f'{k}={v!r}' for k, v in options.items()) or '(defaults)'
+
+
+def row(name: str) -> list:
+    case = case_of(name)
+    setup = f'{describe(case.options)}; {case.size}x{case.size}'
+    if name in EXCLUDED:
+        return [name, setup, '-', '-', '-', '-', '-',
+                f'excluded: {EXCLUDED[name]}']
+    start = time.perf_counter()
+    try:
+        summary = check_backbone(name)
+    except Exception as error:  # the table reports what fails, and why
+        message = str(error).splitlines()[0][:300]
+        return [name, setup, '-', '-', '-', '-', '-',
+                f'FAIL: {type(error).__name__}: {message}']
+    kept = '; '.join(f'{count}: {reason}'
+                     for reason, count in summary['kept_static'].items())
+    return [
+        name, setup, str(summary['dynamic']), str(summary['folded']),
+        ', '.join(summary['static_layers']) or '-', kept or '-',
+        str(len(summary['never_run'])) if summary['never_run'] else '-',
+        f'pass ({time.perf_counter() - start:.0f} s)'
+    ]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', help='markdown file to write')
+    parser.add_argument('--backbones', nargs='*',
+                        help='only these backbones (default: the registry)')
+    args = parser.parse_args()
+    import mmpretrain
+    names = args.backbones or registry_backbones()
+    rows = []
+    for name in names:
+        rows.append(row(name))
+        print(' | '.join(rows[-1]), file=sys.stderr, flush=True)
+    passed = sum(r[-1].startswith('pass') for r in rows)
+    excluded = sum(r[-1].startswith('excluded') for r in rows)
+    lines = [
+        HEADER.format(version=mmpretrain.__version__),
+        f'{len(rows)} backbones: {passed} pass, {excluded} excluded, '
+        f'{len(rows) - passed - excluded} fail.\n',
+        '| backbone | options; input | dynamic | folded | static_layers '
+        '| kept static | never called | result |',
+        '|---|---|---|---|---|---|---|---|',
+    ] + ['| ' + ' | '.join(cell.replace('|', '/') for cell in r) + ' |'
+         for r in rows]
+    text = '\n'.join(lines) + '\n'
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text)
+    else:
+        print(text)
+
+
+if __name__ == '__main__':
+    main()
