@@ -1,7 +1,7 @@
 """What KRBackbone does to every backbone of mmpretrain's registry.
 
 Usage: python tools/analysis_tools/backbone_table.py [--out docs/backbones.md]
-       [--backbones ConvNeXt SwinTransformer ...]
+       [--jobs 2] [--backbones ConvNeXt SwinTransformer ...]
 
 Each backbone is built at its smallest arch (``mmkr.testing.backbones``)
 and put through the checks of tests/test_backbone_registry.py: one
@@ -11,8 +11,10 @@ lists the layers made dynamic (folded: their input holds windows, heads or
 tokens of each sample), those kept static and why, and the result.
 """
 import argparse
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from mmkr.testing.backbones import (EXCLUDED, case_of, check_backbone,
                                     registry_backbones)
@@ -65,35 +67,60 @@ def row(name: str) -> list:
     ]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out', help='markdown file to write')
-    parser.add_argument('--backbones', nargs='*',
-                        help='only these backbones (default: the registry)')
-    args = parser.parse_args()
+def write_table(path: str, names: list, rows: dict):
+    """The markdown table of ``rows`` by backbone name, in registry order;
+    backbones not checked yet are marked so (the file is rewritten after
+    each backbone, so an interrupted run leaves what it found)."""
     import mmpretrain
-    names = args.backbones or registry_backbones()
-    rows = []
-    for name in names:
-        rows.append(row(name))
-        print(' | '.join(rows[-1]), file=sys.stderr, flush=True)
-    passed = sum(r[-1].startswith('pass') for r in rows)
-    excluded = sum(r[-1].startswith('excluded') for r in rows)
+    table = [
+        rows.get(name) or [name, '-', '-', '-', '-', '-', '-', 'not checked']
+        for name in sorted(names)
+    ]
+    passed = sum(r[-1].startswith('pass') for r in table)
+    excluded = sum(r[-1].startswith('excluded') for r in table)
+    unchecked = sum(r[-1] == 'not checked' for r in table)
     lines = [
         HEADER.format(version=mmpretrain.__version__),
-        f'{len(rows)} backbones: {passed} pass, {excluded} excluded, '
-        f'{len(rows) - passed - excluded} fail.\n',
+        f'{len(table)} backbones: {passed} pass, {excluded} excluded, '
+        f'{len(table) - passed - excluded - unchecked} fail'
+        + (f', {unchecked} not checked' if unchecked else '') + '.\n',
         '| backbone | options; input | dynamic | folded | static_layers '
         '| kept static | never called | result |',
         '|---|---|---|---|---|---|---|---|',
     ] + ['| ' + ' | '.join(cell.replace('|', '/') for cell in r) + ' |'
-         for r in rows]
+         for r in table]
     text = '\n'.join(lines) + '\n'
-    if args.out:
-        with open(args.out, 'w') as f:
+    if path:
+        with open(path, 'w') as f:
             f.write(text)
     else:
         print(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', help='markdown file to write')
+    parser.add_argument('--backbones', nargs='*',
+                        help='only these backbones, checked in this order '
+                        '(default: the registry)')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='backbones checked at once')
+    args = parser.parse_args()
+    names = args.backbones or registry_backbones()
+    rows = {}
+    # a fresh process for each backbone: none inherits another's state
+    with ProcessPoolExecutor(
+            args.jobs, multiprocessing.get_context('spawn'),
+            max_tasks_per_child=1) as pool:
+        futures = {pool.submit(row, name): name for name in names}
+        for future in as_completed(futures):
+            rows[futures[future]] = future.result()
+            print(' | '.join(rows[futures[future]]), file=sys.stderr,
+                  flush=True)
+            if args.out:
+                write_table(args.out, names, rows)
+    if not args.out:
+        write_table(None, names, rows)
 
 
 if __name__ == '__main__':

@@ -45,7 +45,8 @@ class KRBackbone(BaseModule):
     layout or mix samples, or it runs more than once per pass. Those layers
     are listed in :attr:`kept_static` with the reason and logged once;
     ``force_dynamic`` overrides the probe (then the rows are taken to be
-    sample-major). A layer that backward runs again outside a ``with_cp``
+    sample-major); :attr:`folded_names` lists the dynamic layers that fold.
+    A layer that backward runs again outside a ``with_cp``
     block KRBackbone takes over (reversible blocks) would recompute with
     another d: construction refuses it and names the blocks.
 

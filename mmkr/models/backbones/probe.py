@@ -54,6 +54,20 @@ def _input_hooks(model: nn.Module, names: Sequence[str],
             handle.remove()
 
 
+def _eval_pass(model: nn.Module, names: Sequence[str],
+               hook_fn: Callable[[str, Any], None], images: torch.Tensor):
+    """One eval-mode pass without gradients on ``images``, calling
+    ``hook_fn(name, input)`` whenever a named submodule runs; the model's
+    mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _input_hooks(model, names, hook_fn):
+            model(images)
+    finally:
+        model.train(was_training)
+
+
 def _rows_changed(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     """(rows, ) True where a row of the input differs between two passes."""
     if before.shape != after.shape:
@@ -100,21 +114,12 @@ def probe_layers(model: nn.Module, names: Sequence[str],
             _rows_changed(base, x) if base is not None and torch.is_tensor(x)
             else torch.zeros(0, dtype=torch.bool))
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            with _input_hooks(model, names, record):
-                model(images)
-            for sample in range(2):
-                perturbed = images.clone()
-                perturbed[sample] = others[sample]
-                with _input_hooks(
-                        model, names,
-                        lambda name, x, b=sample: compare(name, x, b)):
-                    model(perturbed)
-    finally:
-        model.train(was_training)
+    _eval_pass(model, names, record, images)
+    for sample in range(2):
+        perturbed = images.clone()
+        perturbed[sample] = others[sample]
+        _eval_pass(model, names,
+                   lambda name, x, b=sample: compare(name, x, b), perturbed)
     return {
         name: _classify(inputs[name], runs[name], changed.get(name, []))
         for name in inputs
@@ -157,13 +162,7 @@ def input_rows(model: nn.Module, names: Sequence[str],
         if torch.is_tensor(x) and x.dim():
             rows.setdefault(name, x.shape[0])
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), _input_hooks(model, names, record):
-            model(images)
-    finally:
-        model.train(was_training)
+    _eval_pass(model, names, record, images)
     return rows
 
 
@@ -184,13 +183,7 @@ def execution_order(model: nn.Module, names: Sequence[str],
                 'static_layers.')
         order.append(name)
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), _input_hooks(model, names, record):
-            model(inputs)
-    finally:
-        model.train(was_training)
+    _eval_pass(model, names, record, inputs)
     return order
 
 
