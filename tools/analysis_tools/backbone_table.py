@@ -12,6 +12,7 @@ tokens of each sample), those kept static and why, and the result.
 """
 import argparse
 import multiprocessing
+import os.path as osp
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -27,7 +28,8 @@ docs/backbones.md` with mmpretrain {version}; the same checks run in
 (options below), wrapped by `KRBackbone(method='odconv', kernel_num=1,
 kr_dims=8)` without a probe size, and checked: one training step gives every
 KR parameter a gradient, d reaches every dynamic layer, and in eval mode and
-float64 each sample of a batch of 3 gives the outputs it gives alone.
+float64 (float32, to 1e-4, for a backbone that does not run in float64 even
+static) each sample of a batch of 3 gives the outputs it gives alone.
 
 Columns: **dynamic**, the layers made KR layers, of which **folded** see the
 batch folded with windows, heads or tokens (each sample's kernel serves all
@@ -36,6 +38,10 @@ first layer that runs, the stem or patch embedding); **kept static**, the
 layers the construction-time probe keeps static, with the reason;
 **never called**, layers whose weights the backbone uses without calling
 them (nothing to replace).
+
+RevVisionTransformer runs with `no_custom_backward=True`: its reversible
+backward recomputes the blocks after the forward pass, where d is gone, and
+KRBackbone refuses it, naming the blocks and `static_layers` as the way out.
 
 """
 
@@ -63,7 +69,8 @@ def row(name: str) -> list:
         name, setup, str(summary['dynamic']), str(summary['folded']),
         ', '.join(summary['static_layers']) or '-', kept or '-',
         str(len(summary['never_run'])) if summary['never_run'] else '-',
-        f'pass ({time.perf_counter() - start:.0f} s)'
+        f'pass ({summary["precision"]}, '
+        f'{time.perf_counter() - start:.0f} s)'
     ]
 
 
@@ -74,7 +81,7 @@ def write_table(path: str, names: list, rows: dict):
     import mmpretrain
     table = [
         rows.get(name) or [name, '-', '-', '-', '-', '-', '-', 'not checked']
-        for name in sorted(names)
+        for name in names
     ]
     passed = sum(r[-1].startswith('pass') for r in table)
     excluded = sum(r[-1].startswith('excluded') for r in table)
@@ -97,30 +104,50 @@ def write_table(path: str, names: list, rows: dict):
         print(text)
 
 
+def read_rows(path: str) -> dict:
+    """The rows of a table this tool wrote, by backbone name."""
+    rows = {}
+    with open(path) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip('|').split(' | ')]
+            if line.startswith('| ') and len(cells) == 8 and cells[0] not in (
+                    'backbone', '---'):
+                rows[cells[0]] = cells
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', help='markdown file to write')
-    parser.add_argument('--backbones', nargs='*',
-                        help='only these backbones, checked in this order '
-                        '(default: the registry)')
+    parser.add_argument(
+        '--backbones', nargs='*',
+        help='check only these, in this order (with --out: the file keeps '
+        'its rows of the others)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='backbones checked at once')
     args = parser.parse_args()
-    names = args.backbones or registry_backbones()
+    checked = args.backbones or registry_backbones()
     rows = {}
+    if args.out and args.backbones and osp.exists(args.out):
+        rows = {
+            name: cells
+            for name, cells in read_rows(args.out).items()
+            if name not in checked
+        }
+    listed = sorted(set(checked) | set(rows))
     # a fresh process for each backbone: none inherits another's state
     with ProcessPoolExecutor(
             args.jobs, multiprocessing.get_context('spawn'),
             max_tasks_per_child=1) as pool:
-        futures = {pool.submit(row, name): name for name in names}
+        futures = {pool.submit(row, name): name for name in checked}
         for future in as_completed(futures):
             rows[futures[future]] = future.result()
             print(' | '.join(rows[futures[future]]), file=sys.stderr,
                   flush=True)
             if args.out:
-                write_table(args.out, names, rows)
+                write_table(args.out, listed, rows)
     if not args.out:
-        write_table(None, names, rows)
+        write_table(None, listed, rows)
 
 
 if __name__ == '__main__':
