@@ -170,7 +170,7 @@ class DynamicLayer(nn.Module):
         """Drop-in for the static layer: d comes from and goes to the chain."""
         if self.chain is None:
             return self.forward_kr(x)[0]
-        out, self.chain.d = self.forward_kr(x, None)
+        out, self.chain.d = self.forward_kr(x, self.chain.d)
         return out
 
 
