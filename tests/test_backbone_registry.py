@@ -3,7 +3,9 @@ arch: it builds without a probe size, trains a step with a gradient for
 every KR parameter, d reaches every dynamic layer, and no sample's outputs
 depend on the others of its batch (eval mode, float64). A backbone of a
 newer mmpretrain shows up here as a failure or as an exclusion with its
-reason (mmkr.testing.backbones)."""
+reason (mmkr.testing.backbones). The sweep takes minutes per backbone on 2
+CPU cores: it is marked slow, `pytest -m slow tests/test_backbone_registry.py`
+runs it (tools/analysis_tools/backbone_table.py runs the same checks)."""
 import pytest
 from mmpretrain.registry import MODELS
 
@@ -13,6 +15,7 @@ from mmkr.testing.backbones import (CASES, EXCLUDED, Case, check_backbone,
 BACKBONES = registry_backbones()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', BACKBONES)
 def test_backbone_under_kr(name):
     if name in EXCLUDED:
@@ -26,6 +29,7 @@ def test_cases_name_registered_backbones():
     assert 'ConvNeXt' in BACKBONES and MODELS.get('ConvNeXt') is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model_name', ['resnet18', 'convnext_atto'])
 def test_timm_backbones_under_kr(model_name):
     """timm's ResNet (convs) and ConvNeXt (channels-last MLP linears)
