@@ -170,7 +170,11 @@ def check_trains(model: nn.Module, case: Case) -> List[str]:
     finally:
         for hook in hooks:
             hook.remove()
-    sum(out.float().sum() for out in outputs).backward()
+    # weighted: the plain sum of a LayerNorm's outputs does not depend on
+    # its input, so it would give Swin, ConvNeXt and kin no gradient
+    generator = torch.Generator().manual_seed(2)
+    sum((out.float() * torch.randn(out.shape, generator=generator)).sum()
+        for out in outputs).backward()
     missing_d = [n for n in model.dynamic_names if seen.get(n) != (2, 8)]
     assert not missing_d, f'no d (2, 8) reached {missing_d}'
     kr_params = {
@@ -191,7 +195,8 @@ def check_trains(model: nn.Module, case: Case) -> List[str]:
 def runs_in_float64(name: str, case: Case) -> bool:
     """Whether the static backbone itself runs in float64 (some make
     float32 tensors of their own in forward)."""
-    model = MODELS.build(dict(type=name, **case.options)).double().eval()
+    model = MODELS.build(dict(type=name, **case.options)).double()
+    model.eval()  # (some backbones' train() returns None)
     try:
         with torch.no_grad():
             model(images(case, 1, torch.float64))
@@ -210,7 +215,8 @@ def check_batch_independence(model: nn.Module, name: str,
         dtype = torch.float32
     tolerance = (dict(rtol=1e-7, atol=1e-9) if dtype == torch.float64 else
                  dict(rtol=1e-4, atol=1e-5))
-    model.to(dtype).eval()
+    model.to(dtype)
+    model.eval()
     batch = images(case, 3, dtype, seed=1)
     with torch.no_grad():
         together = float_tensors(model(batch))
