@@ -35,6 +35,5 @@ def test_timm_backbones_under_kr(model_name):
     """timm's ResNet (convs) and ConvNeXt (channels-last MLP linears)
     inside mmpretrain's TIMMBackbone."""
     summary = check_backbone(
-        'TIMMBackbone',
-        Case(dict(model_name=model_name, pretrained=False)))
+        'TIMMBackbone', Case(dict(model_name=model_name, pretrained=False)))
     assert summary['dynamic'] > 0 and not summary['kept_static']

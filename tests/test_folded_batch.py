@@ -22,13 +22,13 @@ def folded(layer, batch):
 
 
 @pytest.mark.parametrize('make,shape,reference', [
-    (lambda: DynamicConv2d(6, 8, 3, padding=1, kernel_num=4,
-                           kr_dims=KR_DIMS, reduction=0.5), (6, 6, 5, 4),
-     reference_dynamic_conv2d),
-    (lambda: DynamicLinear(6, 8, kernel_num=4, kr_dims=KR_DIMS,
-                           reduction=0.5), (6, 4, 3, 6),
-     reference_dynamic_linear),
-], ids=['conv', 'linear'])
+    (lambda: DynamicConv2d(
+        6, 8, 3, padding=1, kernel_num=4, kr_dims=KR_DIMS, reduction=0.5),
+     (6, 6, 5, 4), reference_dynamic_conv2d),
+    (lambda: DynamicLinear(6, 8, kernel_num=4, kr_dims=KR_DIMS, reduction=0.5),
+     (6, 4, 3, 6), reference_dynamic_linear),
+],
+                         ids=['conv', 'linear'])
 def test_folded_rows_take_their_samples_kernel(make, shape, reference):
     """2 samples of 3 windows each: h is the mean over a sample's windows
     and its kernel serves all of them (float64, forward and backward)."""
@@ -50,7 +50,8 @@ def test_rows_of_unknown_owner_are_refused():
     layer.chain = KRChain()
     layer.chain.batch = 2
     layer.chain.d = torch.randn(2, KR_DIMS)
-    with pytest.raises(ValueError, match='4 rows in a pass of 2 samples.*'
+    with pytest.raises(ValueError,
+                       match='4 rows in a pass of 2 samples.*'
                        'not found sample-major'):
         layer(torch.randn(4, 3, 4))
     layer.batch_folded = True
@@ -97,8 +98,11 @@ class FoldingProbeNet(nn.Module):
 
 def build_probe_net(**kwargs):
     return MODELS.build(
-        dict(type='KRBackbone', backbone=dict(type='FoldingProbeNet'),
-             kernel_num=4, kr_dims=KR_DIMS, probe_size=(8, 8),
+        dict(type='KRBackbone',
+             backbone=dict(type='FoldingProbeNet'),
+             kernel_num=4,
+             kr_dims=KR_DIMS,
+             probe_size=(8, 8),
              **kwargs)).double().eval()
 
 
@@ -106,8 +110,8 @@ def batch_mixes_samples(model, images):
     """Whether a sample's output depends on the others of its batch."""
     with torch.no_grad():
         together = model(images)[0]
-        alone = torch.cat([model(images[i:i + 1])[0]
-                           for i in range(len(images))])
+        alone = torch.cat(
+            [model(images[i:i + 1])[0] for i in range(len(images))])
     return not torch.allclose(together, alone, rtol=1e-10, atol=1e-10)
 
 
@@ -141,11 +145,16 @@ def small_swin(**kwargs):
     return MODELS.build(
         dict(type='KRBackbone',
              backbone=dict(type='SwinTransformer',
-                           arch=dict(embed_dims=16, depths=[2, 2],
+                           arch=dict(embed_dims=16,
+                                     depths=[2, 2],
                                      num_heads=[2, 2]),
-                           img_size=32, window_size=2, drop_path_rate=0.,
-                           out_indices=(1, ), **kwargs),
-             kernel_num=4, kr_dims=KR_DIMS)).double()
+                           img_size=32,
+                           window_size=2,
+                           drop_path_rate=0.,
+                           out_indices=(1, ),
+                           **kwargs),
+             kernel_num=4,
+             kr_dims=KR_DIMS)).double()
 
 
 def test_swin_window_attention_takes_each_samples_d():
@@ -157,17 +166,18 @@ def test_swin_window_attention_takes_each_samples_d():
     layer = model.dynamic_layers[qkv]
     seen = {}
     hooks = [
-        layer.register_forward_pre_hook(lambda m, args: seen.update(
-            x=args[0], d=m.chain.d)),
-        layer.register_forward_hook(
-            lambda m, args, out: seen.update(out=out)),
+        layer.register_forward_pre_hook(
+            lambda m, args: seen.update(x=args[0], d=m.chain.d)),
+        layer.register_forward_hook(lambda m, args, out: seen.update(out=out)),
     ]
     images = torch.rand(3, 3, 32, 32, dtype=torch.float64)
     perm = torch.tensor([2, 0, 1])
     with torch.no_grad():
         out = model(images)[0]
         assert seen['x'].shape[0] == 3 * 16  # 16 windows of each sample
-        expected, _ = reference_dynamic_linear(layer, seen['x'], seen['d'],
+        expected, _ = reference_dynamic_linear(layer,
+                                               seen['x'],
+                                               seen['d'],
                                                samples=3)
         torch.testing.assert_close(seen['out'], expected)
         torch.testing.assert_close(model(images[perm])[0], out[perm])
@@ -192,10 +202,13 @@ def test_swin_with_cp_recomputes_with_each_samples_d():
 def small_revvit(**kwargs):
     return dict(type='KRBackbone',
                 backbone=dict(type='RevVisionTransformer',
-                              arch=dict(embed_dims=16, num_layers=2,
+                              arch=dict(embed_dims=16,
+                                        num_layers=2,
                                         num_heads=2,
                                         feedforward_channels=32),
-                              img_size=32, patch_size=8, **kwargs),
+                              img_size=32,
+                              patch_size=8,
+                              **kwargs),
                 kr_dims=KR_DIMS)
 
 

@@ -32,83 +32,149 @@ class Case(NamedTuple):
 # images through their own img_size / window_size, which do not change the
 # arch's layers.
 CASES: Dict[str, Case] = {
-    'LeNet5': Case(dict(num_classes=10), in_channels=1),
-    'AlexNet': Case(dict(), size=64),
-    'VGG': Case(dict(depth=11)),
-    'RegNet': Case(dict(arch='regnetx_400mf')),
-    'ResNet': Case(dict(depth=18)),
-    'ResNeXt': Case(dict(depth=50)),
-    'ResNetV1c': Case(dict(depth=18)),
-    'ResNetV1d': Case(dict(depth=18)),
-    'ResNeSt': Case(dict(depth=50)),
-    'ResNet_CIFAR': Case(dict(depth=18)),
-    'SEResNet': Case(dict(depth=50)),
-    'SEResNeXt': Case(dict(depth=50)),
-    'Res2Net': Case(dict(depth=50)),
-    'MobileNetV3': Case(dict(arch='small_050')),
-    'VisionTransformer': Case(dict(arch='deit-tiny', img_size=32,
-                                   patch_size=8)),
-    'DistilledVisionTransformer': Case(
-        dict(arch='deit-tiny', img_size=32, patch_size=8)),
-    'DeiT3': Case(dict(arch='small', img_size=32, patch_size=8)),
-    'BEiTViT': Case(dict(arch='deit-tiny', img_size=32, patch_size=8)),
-    'RevVisionTransformer': Case(
-        dict(arch='deit-tiny', img_size=32, patch_size=8,
+    'LeNet5':
+    Case(dict(num_classes=10), in_channels=1),
+    'AlexNet':
+    Case(dict(), size=64),
+    'VGG':
+    Case(dict(depth=11)),
+    'RegNet':
+    Case(dict(arch='regnetx_400mf')),
+    'ResNet':
+    Case(dict(depth=18)),
+    'ResNeXt':
+    Case(dict(depth=50)),
+    'ResNetV1c':
+    Case(dict(depth=18)),
+    'ResNetV1d':
+    Case(dict(depth=18)),
+    'ResNeSt':
+    Case(dict(depth=50)),
+    'ResNet_CIFAR':
+    Case(dict(depth=18)),
+    'SEResNet':
+    Case(dict(depth=50)),
+    'SEResNeXt':
+    Case(dict(depth=50)),
+    'Res2Net':
+    Case(dict(depth=50)),
+    'MobileNetV3':
+    Case(dict(arch='small_050')),
+    'VisionTransformer':
+    Case(dict(arch='deit-tiny', img_size=32, patch_size=8)),
+    'DistilledVisionTransformer':
+    Case(dict(arch='deit-tiny', img_size=32, patch_size=8)),
+    'DeiT3':
+    Case(dict(arch='small', img_size=32, patch_size=8)),
+    'BEiTViT':
+    Case(dict(arch='deit-tiny', img_size=32, patch_size=8)),
+    'RevVisionTransformer':
+    Case(
+        dict(arch='deit-tiny',
+             img_size=32,
+             patch_size=8,
              no_custom_backward=True)),
-    'SwinTransformer': Case(dict(arch='tiny', img_size=64, window_size=2),
-                            size=64),
-    'SwinTransformerV2': Case(
-        dict(arch='tiny', img_size=64, window_size=[2, 2, 2, 2]), size=64),
-    'TNT': Case(dict(arch='small', img_size=32)),
-    'TIMMBackbone': Case(dict(model_name='resnet18', pretrained=False)),
-    'T2T_ViT': Case(dict(img_size=64), size=64),
-    'RepVGG': Case(dict(arch='A0')),
-    'Conformer': Case(dict(arch='tiny'), size=64),
-    'MlpMixer': Case(dict(arch='small', img_size=32, patch_size=8)),
-    'PCPVT': Case(dict(arch='small')),
-    'SVT': Case(dict(arch='small'), size=64),
-    'EfficientNet': Case(dict(arch='b0')),
-    'EfficientNetV2': Case(dict(arch='b0')),
-    'ConvNeXt': Case(dict(arch='atto')),
-    'HRNet': Case(dict(arch='w18')),
-    'ConvMixer': Case(dict(arch='768/32')),
-    'EdgeNeXt': Case(dict(arch='xxsmall')),
-    'CSPDarkNet': Case(dict(depth=53)),
-    'CSPResNet': Case(dict(depth=50)),
-    'CSPResNeXt': Case(dict(depth=50)),
-    'RepLKNet': Case(dict(arch='31B')),
-    'RepMLPNet': Case(dict(arch='base', img_size=64), size=64),
-    'PoolFormer': Case(dict(arch='s12')),
-    'RIFormer': Case(dict(arch='s12')),
-    'DenseNet': Case(dict(arch='121')),
-    'VAN': Case(dict(arch='tiny')),
-    'InceptionV3': Case(dict(), size=75),
-    'MobileOne': Case(dict(arch='s0')),
-    'EfficientFormer': Case(dict(arch='l1')),
-    'MViT': Case(dict(arch='tiny', img_size=64), size=64),
-    'HorNet': Case(dict(arch='tiny')),
-    'MobileViT': Case(dict(arch='xx_small'), size=64),
-    'DaViT': Case(dict(arch='tiny', window_size=2), size=64),
-    'MixMIMTransformer': Case(
-        dict(arch='base', img_size=64, window_size=[2, 2, 2, 2],
-             drop_path_rate=0.), size=64),
-    'TinyViT': Case(dict(arch='5m', img_size=64, window_size=[2, 2, 2, 2]),
-                    size=64),
-    'LeViT': Case(dict(arch='128s', img_size=64), size=64),
-    'Vig': Case(dict(arch='tiny'), size=224),
-    'PyramidVig': Case(dict(arch='tiny'), size=224),
-    'XCiT': Case(dict(img_size=32, embed_dims=48, depth=2, num_heads=4,
-                      cls_attn_layers=1), size=32),
-    'ViTSAM': Case(dict(arch='base', img_size=64, window_size=2), size=64),
-    'ViTEVA02': Case(dict(arch='tiny', img_size=32, patch_size=8)),
-    'HiViT': Case(dict(arch='tiny', img_size=64), size=64),
-    'SparseResNet': Case(dict(depth=18)),
-    'SparseConvNeXt': Case(dict(arch='atto')),
+    'SwinTransformer':
+    Case(dict(arch='tiny', img_size=64, window_size=2), size=64),
+    'SwinTransformerV2':
+    Case(dict(arch='tiny', img_size=64, window_size=[2, 2, 2, 2]), size=64),
+    'TNT':
+    Case(dict(arch='small', img_size=32)),
+    'TIMMBackbone':
+    Case(dict(model_name='resnet18', pretrained=False)),
+    'T2T_ViT':
+    Case(dict(img_size=64), size=64),
+    'RepVGG':
+    Case(dict(arch='A0')),
+    'Conformer':
+    Case(dict(arch='tiny'), size=64),
+    'MlpMixer':
+    Case(dict(arch='small', img_size=32, patch_size=8)),
+    'PCPVT':
+    Case(dict(arch='small')),
+    'SVT':
+    Case(dict(arch='small'), size=64),
+    'EfficientNet':
+    Case(dict(arch='b0')),
+    'EfficientNetV2':
+    Case(dict(arch='b0')),
+    'ConvNeXt':
+    Case(dict(arch='atto')),
+    'HRNet':
+    Case(dict(arch='w18')),
+    'ConvMixer':
+    Case(dict(arch='768/32')),
+    'EdgeNeXt':
+    Case(dict(arch='xxsmall')),
+    'CSPDarkNet':
+    Case(dict(depth=53)),
+    'CSPResNet':
+    Case(dict(depth=50)),
+    'CSPResNeXt':
+    Case(dict(depth=50)),
+    'RepLKNet':
+    Case(dict(arch='31B')),
+    'RepMLPNet':
+    Case(dict(arch='base', img_size=64), size=64),
+    'PoolFormer':
+    Case(dict(arch='s12')),
+    'RIFormer':
+    Case(dict(arch='s12')),
+    'DenseNet':
+    Case(dict(arch='121')),
+    'VAN':
+    Case(dict(arch='tiny')),
+    'InceptionV3':
+    Case(dict(), size=75),
+    'MobileOne':
+    Case(dict(arch='s0')),
+    'EfficientFormer':
+    Case(dict(arch='l1')),
+    'MViT':
+    Case(dict(arch='tiny', img_size=64), size=64),
+    'HorNet':
+    Case(dict(arch='tiny')),
+    'MobileViT':
+    Case(dict(arch='xx_small'), size=64),
+    'DaViT':
+    Case(dict(arch='tiny', window_size=2), size=64),
+    'MixMIMTransformer':
+    Case(dict(arch='base',
+              img_size=64,
+              window_size=[2, 2, 2, 2],
+              drop_path_rate=0.),
+         size=64),
+    'TinyViT':
+    Case(dict(arch='5m', img_size=64, window_size=[2, 2, 2, 2]), size=64),
+    'LeViT':
+    Case(dict(arch='128s', img_size=64), size=64),
+    'Vig':
+    Case(dict(arch='tiny'), size=224),
+    'PyramidVig':
+    Case(dict(arch='tiny'), size=224),
+    'XCiT':
+    Case(dict(img_size=32,
+              embed_dims=48,
+              depth=2,
+              num_heads=4,
+              cls_attn_layers=1),
+         size=32),
+    'ViTSAM':
+    Case(dict(arch='base', img_size=64, window_size=2), size=64),
+    'ViTEVA02':
+    Case(dict(arch='tiny', img_size=32, patch_size=8)),
+    'HiViT':
+    Case(dict(arch='tiny', img_size=64), size=64),
+    'SparseResNet':
+    Case(dict(depth=18)),
+    'SparseConvNeXt':
+    Case(dict(arch='atto')),
 }
 
 # Backbones that cannot be built on their own, with the reason.
 EXCLUDED: Dict[str, str] = {
-    'CSPNet': 'the base class of the CSP backbones: it needs an arch dict '
+    'CSPNet':
+    'the base class of the CSP backbones: it needs an arch dict '
     'and block functions; CSPDarkNet, CSPResNet and CSPResNeXt are it',
 }
 
@@ -128,23 +194,31 @@ def case_of(name: str) -> Case:
     return CASES.get(name, Case(dict()))
 
 
-def build_kr(name: str, case: Optional[Case] = None,
-             **kwargs) -> nn.Module:
+def build_kr(name: str, case: Optional[Case] = None, **kwargs) -> nn.Module:
     """KRBackbone around backbone ``name`` built as ``case`` (default:
     :func:`case_of`) says, without a probe size: the default must suit every
     backbone."""
     case = case or case_of(name)
-    cfg = dict(type='KRBackbone', backbone=dict(type=name, **case.options),
-               kernel_num=1, kr_dims=8, in_channels=case.in_channels,
+    cfg = dict(type='KRBackbone',
+               backbone=dict(type=name, **case.options),
+               kernel_num=1,
+               kr_dims=8,
+               in_channels=case.in_channels,
                **kwargs)
     return MODELS.build(cfg)
 
 
-def images(case: Case, batch: int, dtype=torch.float32,
+def images(case: Case,
+           batch: int,
+           dtype=torch.float32,
            seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return torch.rand(batch, case.in_channels, case.size, case.size,
-                      generator=generator, dtype=dtype)
+    return torch.rand(batch,
+                      case.in_channels,
+                      case.size,
+                      case.size,
+                      generator=generator,
+                      dtype=dtype)
 
 
 def check_trains(model: nn.Module, case: Case) -> List[str]:
@@ -205,16 +279,15 @@ def runs_in_float64(name: str, case: Case) -> bool:
     return True
 
 
-def check_batch_independence(model: nn.Module, name: str,
-                             case: Case) -> str:
+def check_batch_independence(model: nn.Module, name: str, case: Case) -> str:
     """In eval mode and float64, sample i of a batch of 3 gives the outputs
     it gives alone. A backbone that does not run in float64 even static is
     checked in float32, to 1e-4. Returns the precision checked."""
     dtype = torch.float64
     if not runs_in_float64(name, case):
         dtype = torch.float32
-    tolerance = (dict(rtol=1e-7, atol=1e-9) if dtype == torch.float64 else
-                 dict(rtol=1e-4, atol=1e-5))
+    tolerance = (dict(rtol=1e-7, atol=1e-9)
+                 if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5))
     model.to(dtype)
     model.eval()
     batch = images(case, 3, dtype, seed=1)
@@ -224,10 +297,12 @@ def check_batch_independence(model: nn.Module, name: str,
     for level, out in enumerate(together):
         for i in range(3):
             torch.testing.assert_close(
-                out[i:i + 1], alone[i][level], **tolerance,
-                msg=lambda msg, i=i, level=level: (
-                    f'output {level} of sample {i} depends on the other '
-                    f'samples of its batch: {msg}'))
+                out[i:i + 1],
+                alone[i][level],
+                **tolerance,
+                msg=lambda msg, i=i, level=level:
+                (f'output {level} of sample {i} depends on the other '
+                 f'samples of its batch: {msg}'))
     return str(dtype).replace('torch.', '')
 
 
@@ -249,8 +324,10 @@ def layer_summary(model: nn.Module) -> Dict[str, object]:
                 or name.startswith(inside_dynamic)):
             continue
         (by_option if model.is_static(name) else never_run).append(name)
-    return dict(dynamic=len(dynamic), folded=len(model.folded_names),
-                static_layers=by_option, kept_static=reasons,
+    return dict(dynamic=len(dynamic),
+                folded=len(model.folded_names),
+                static_layers=by_option,
+                kept_static=reasons,
                 never_run=never_run)
 
 

@@ -54,20 +54,25 @@ def row(name: str) -> list:
     case = case_of(name)
     setup = f'{describe(case.options)}; {case.size}x{case.size}'
     if name in EXCLUDED:
-        return [name, setup, '-', '-', '-', '-', '-',
-                f'excluded: {EXCLUDED[name]}']
+        return [
+            name, setup, '-', '-', '-', '-', '-', f'excluded: {EXCLUDED[name]}'
+        ]
     start = time.perf_counter()
     try:
         summary = check_backbone(name)
     except Exception as error:  # the table reports what fails, and why
         message = str(error).splitlines()[0][:300]
-        return [name, setup, '-', '-', '-', '-', '-',
-                f'FAIL: {type(error).__name__}: {message}']
+        return [
+            name, setup, '-', '-', '-', '-', '-',
+            f'FAIL: {type(error).__name__}: {message}'
+        ]
     kept = '; '.join(f'{count}: {reason}'
                      for reason, count in summary['kept_static'].items())
     return [
-        name, setup, str(summary['dynamic']), str(summary['folded']),
-        ', '.join(summary['static_layers']) or '-', kept or '-',
+        name, setup,
+        str(summary['dynamic']),
+        str(summary['folded']), ', '.join(summary['static_layers']) or '-',
+        kept or '-',
         str(len(summary['never_run'])) if summary['never_run'] else '-',
         f'pass ({summary["precision"]}, '
         f'{time.perf_counter() - start:.0f} s)'
@@ -89,13 +94,15 @@ def write_table(path: str, names: list, rows: dict):
     lines = [
         HEADER.format(version=mmpretrain.__version__),
         f'{len(table)} backbones: {passed} pass, {excluded} excluded, '
-        f'{len(table) - passed - excluded - unchecked} fail'
-        + (f', {unchecked} not checked' if unchecked else '') + '.\n',
+        f'{len(table) - passed - excluded - unchecked} fail' +
+        (f', {unchecked} not checked' if unchecked else '') + '.\n',
         '| backbone | options; input | dynamic | folded | static_layers '
         '| kept static | never called | result |',
         '|---|---|---|---|---|---|---|---|',
-    ] + ['| ' + ' | '.join(cell.replace('|', '/') for cell in r) + ' |'
-         for r in table]
+    ] + [
+        '| ' + ' | '.join(cell.replace('|', '/') for cell in r) + ' |'
+        for r in table
+    ]
     text = '\n'.join(lines) + '\n'
     if path:
         with open(path, 'w') as f:
@@ -120,10 +127,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', help='markdown file to write')
     parser.add_argument(
-        '--backbones', nargs='*',
+        '--backbones',
+        nargs='*',
         help='check only these, in this order (with --out: the file keeps '
         'its rows of the others)')
-    parser.add_argument('--jobs', type=int, default=1,
+    parser.add_argument('--jobs',
+                        type=int,
+                        default=1,
                         help='backbones checked at once')
     args = parser.parse_args()
     checked = args.backbones or registry_backbones()
@@ -136,13 +146,14 @@ def main():
         }
     listed = sorted(set(checked) | set(rows))
     # a fresh process for each backbone: none inherits another's state
-    with ProcessPoolExecutor(
-            args.jobs, multiprocessing.get_context('spawn'),
-            max_tasks_per_child=1) as pool:
+    with ProcessPoolExecutor(args.jobs,
+                             multiprocessing.get_context('spawn'),
+                             max_tasks_per_child=1) as pool:
         futures = {pool.submit(row, name): name for name in checked}
         for future in as_completed(futures):
             rows[futures[future]] = future.result()
-            print(' | '.join(rows[futures[future]]), file=sys.stderr,
+            print(' | '.join(rows[futures[future]]),
+                  file=sys.stderr,
                   flush=True)
             if args.out:
                 write_table(args.out, listed, rows)

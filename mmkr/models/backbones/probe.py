@@ -7,8 +7,8 @@ they hold for any backbone, including ones written after this file.
 """
 from collections import Counter
 from contextlib import contextmanager
-from typing import (Any, Callable, Dict, List, NamedTuple, Optional,
-                    Sequence, Tuple)
+from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 import torch
 import torch.nn as nn
@@ -44,8 +44,9 @@ def _input_hooks(model: nn.Module, names: Sequence[str],
     modules = dict(model.named_modules())
     handles = [
         modules[name].register_forward_pre_hook(
-            lambda module, args, name=name: hook_fn(
-                name, args[0] if args else None)) for name in names
+            lambda module, args, name=name: hook_fn(name, args[0]
+                                                    if args else None))
+        for name in names
     ]
     try:
         yield
@@ -93,8 +94,7 @@ def probe_layers(model: nn.Module, names: Sequence[str],
     if images.shape[0] != 2:
         raise ValueError(f'probe_layers needs 2 images, got {images.shape}')
     generator = torch.Generator().manual_seed(1)
-    others = torch.rand(images.shape, generator=generator,
-                        dtype=images.dtype)
+    others = torch.rand(images.shape, generator=generator, dtype=images.dtype)
     runs: Counter = Counter()
     inputs: Dict[str, Optional[torch.Tensor]] = {}
     # changed[name][b]: the rows that differ when sample b is replaced
@@ -118,8 +118,10 @@ def probe_layers(model: nn.Module, names: Sequence[str],
     for sample in range(2):
         perturbed = images.clone()
         perturbed[sample] = others[sample]
-        _eval_pass(model, names,
-                   lambda name, x, b=sample: compare(name, x, b), perturbed)
+        _eval_pass(model,
+                   names,
+                   lambda name, x, b=sample: compare(name, x, b),
+                   perturbed)
     return {
         name: _classify(inputs[name], runs[name], changed.get(name, []))
         for name in inputs
@@ -230,14 +232,8 @@ def recomputed_layers(model: nn.Module, names: Sequence[str],
         if name not in recomputed:
             recomputed.append(name)
 
-    buffers = {
-        name: buf.clone()
-        for name, buf in model.named_buffers()
-    }
-    grads = {
-        name: param.grad
-        for name, param in model.named_parameters()
-    }
+    buffers = {name: buf.clone() for name, buf in model.named_buffers()}
+    grads = {name: param.grad for name, param in model.named_parameters()}
     was_training = model.training
     model.train()
     try:
@@ -259,9 +255,9 @@ def recomputed_layers(model: nn.Module, names: Sequence[str],
     return recomputed
 
 
-def probe_sizes(backbone: nn.Module,
-                probe_size: Optional[Tuple[int, int]] = None
-                ) -> List[Tuple[int, int]]:
+def probe_sizes(
+        backbone: nn.Module,
+        probe_size: Optional[Tuple[int, int]] = None) -> List[Tuple[int, int]]:
     """The image sizes to probe ``backbone`` at, in the order to try them:
     ``probe_size`` where given, else the backbone's own ``img_size`` where
     it has one, else :data:`FALLBACK_PROBE_SIZES`."""
