@@ -138,7 +138,7 @@ class KRBackbone(BaseModule):
         self.encoder = (SpectralKREncoder(kr_dims, in_channels, freq_size)
                         if with_kr else None)
 
-        probes, images = self._probe(probe_size)
+        probes, images = self._probe(probe_size, backbone.get('img_size'))
         order = list(probes)
         if not order:
             raise ValueError(f'{type(self.backbone).__name__} has no '
@@ -203,13 +203,13 @@ class KRBackbone(BaseModule):
             if is_convertible(m)
         ]
 
-    def _probe(self, probe_size: Optional[Tuple[int, int]]
+    def _probe(self, probe_size: Optional[Tuple[int, int]], img_size=None
                ) -> Tuple[Dict[str, LayerProbe], torch.Tensor]:
         """Probe the static backbone (:func:`probe_layers`) at the first of
         :func:`probe_sizes` that it accepts; the probes and their images."""
         errors = []
         generator = torch.Generator().manual_seed(0)
-        for size in probe_sizes(self.backbone, probe_size):
+        for size in probe_sizes(self.backbone, probe_size, img_size):
             images = torch.rand(2, self.in_channels, *size,
                                 generator=generator)
             try:

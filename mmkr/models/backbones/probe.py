@@ -255,15 +255,17 @@ def recomputed_layers(model: nn.Module, names: Sequence[str],
     return recomputed
 
 
-def probe_sizes(
-        backbone: nn.Module,
-        probe_size: Optional[Tuple[int, int]] = None) -> List[Tuple[int, int]]:
+def probe_sizes(backbone: nn.Module,
+                probe_size: Optional[Tuple[int, int]] = None,
+                img_size=None) -> List[Tuple[int, int]]:
     """The image sizes to probe ``backbone`` at, in the order to try them:
-    ``probe_size`` where given, else the backbone's own ``img_size`` where
-    it has one, else :data:`FALLBACK_PROBE_SIZES`."""
+    ``probe_size`` where given, else its own image size where it has one
+    (``img_size``, the option it was built with, or its attribute ``img_size``),
+    else :data:`FALLBACK_PROBE_SIZES`."""
     if probe_size is not None:
         return [tuple(to_2tuple(probe_size))]
-    own = getattr(backbone, 'img_size', None)
+    own = img_size if img_size is not None else getattr(
+        backbone, 'img_size', None)
     if own is not None:
         return [tuple(to_2tuple(own))]
     return list(FALLBACK_PROBE_SIZES)
