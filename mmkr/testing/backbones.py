@@ -145,7 +145,7 @@ CASES: Dict[str, Case] = {
               drop_path_rate=0.),
          size=64),
     'TinyViT':
-    Case(dict(arch='5m', img_size=64, window_size=[2, 2, 2, 2]), size=64),
+    Case(dict(arch='5m', img_size=(64, 64), window_size=[2, 2, 2, 2]), size=64),
     'LeViT':
     Case(dict(arch='128s', img_size=64), size=64),
     'Vig':
