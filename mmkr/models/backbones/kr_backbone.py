@@ -100,8 +100,8 @@ class KRBackbone(BaseModule):
         return_kr (bool): append d_L to the outputs.
         probe_size (Tuple[int, int], optional): image size of the
             construction-time probes. None: the backbone's own ``img_size``
-            where it has one, else the first of (64, 64) and (224, 224) that
-            it accepts.
+            where it has one, else the first of (64, 64), (224, 224) and
+            (32, 32) that it accepts.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', ...)``.
     """
 

@@ -16,8 +16,8 @@ from mmengine.utils import to_2tuple
 
 # The sizes tried, in this order, for a backbone without an img_size of its
 # own: small first (a cheap probe), then the size mmpretrain's windows and
-# fixed position tables are made for.
-FALLBACK_PROBE_SIZES = ((64, 64), (224, 224))
+# fixed position tables are made for, then LeNet's.
+FALLBACK_PROBE_SIZES = ((64, 64), (224, 224), (32, 32))
 
 
 class LayerProbe(NamedTuple):
