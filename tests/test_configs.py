@@ -44,6 +44,10 @@ INTENDED_DYNAMIC = {
     # after the stem
     'ConvNeXt': r'(downsample_layers\.[123]\.1|stages\.\d\.\d+\.'
                 r'(depthwise_conv|pointwise_conv[12]))',
+    # window attention's qkv and projection, both FFN linears and the
+    # patch-merging reductions; patch embedding static
+    'SwinTransformer': r'stages\.\d\.(blocks\.\d+\.(attn\.w_msa\.(qkv|proj)'
+                       r'|ffn\.layers\.(0\.0|1))|downsample\.reduction)',
 }
 EXPECTED_COUNT = {
     'ResNet': {18: 19, 50: 52, 101: 103},
@@ -51,7 +55,9 @@ EXPECTED_COUNT = {
     'VisionTransformer': 48,
     'PoolFormer': 27,
     'ConvNeXt': 57,
+    'SwinTransformer': 51,
 }
+
 # Layers the comparison methods' authors keep static in their own networks
 # (ODConv's od_resnet, DCD's resnet_dcd / mobilenetv2_dcd, WeightNet's
 # first and last convs), with the number of dynamic layers left. KR layers

@@ -108,15 +108,17 @@ def test_every_conv_path_equals_reference():
         assert_equal_to_reference(layer, reference_dynamic_conv2d, x, d)
 
 
-@pytest.mark.parametrize('tokens', [False, True])
+@pytest.mark.parametrize('shape', [(3, 12), (3, 5, 12), (3, 4, 5, 12)],
+                         ids=['vector', 'tokens', 'channels-last map'])
 @pytest.mark.parametrize('kernel_num', [1, 4])
 @pytest.mark.parametrize('kr_dims', [0, KR_DIMS])
 @pytest.mark.parametrize('bias', [False, True])
-def test_dynamic_linear_equals_reference(tokens, kernel_num, kr_dims, bias):
+def test_dynamic_linear_equals_reference(shape, kernel_num, kr_dims, bias):
+    """(B, C), ViT tokens (B, N, C) and ConvNeXt's (B, H, W, C): h the mean
+    over every position of a sample."""
     layer = randomise(
         DynamicLinear(12, 20, bias, kernel_num=kernel_num, kr_dims=kr_dims,
                       reduction=0.5).double())
-    shape = (3, 5, 12) if tokens else (3, 12)
     x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
     d = (torch.randn(3, kr_dims, dtype=torch.float64, requires_grad=True)
          if kr_dims else None)
@@ -202,8 +204,8 @@ def test_invalid_arguments():
         DynamicConv2d(4, 4, 3, stride=2, padding='same')
     with pytest.raises(TypeError, match='no dynamic counterpart'):
         create_dynamic(nn.Conv1d(4, 4, 3))
-    with pytest.raises(ValueError, match=r'\(B, C\) or \(B, N, C\)'):
-        DynamicLinear(4, 4).forward_kr(torch.randn(1, 2, 3, 4))
+    with pytest.raises(ValueError, match=r'\(B, \*, 4\), got \(2, 3\)'):
+        DynamicLinear(4, 4).forward_kr(torch.randn(2, 3))
 
 
 @pytest.mark.parametrize('kernel_size, dilation, padding, padding_mode', [

@@ -5,7 +5,7 @@ sample's kernel W_b = f_b ⊙ Σ_k a_bk (s_b ⊙ W_k) ⊙ c_b built in full, the
 ``F.conv2d`` or a matmul. They share nothing with the fast layers but their
 parameters, so the tests compare two independent computations.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -95,49 +95,64 @@ def _sample_kernel(layer, att: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
     return kernel, bias
 
 
+def _sample_rows(x: Tensor, samples: Optional[int]) -> List[Tensor]:
+    """Each sample's rows of x: x[b] alone, or with ``samples`` B given,
+    rows b*n ... b*n + n - 1 of the (B*n, ...) input."""
+    if samples is None:
+        return [x[b:b + 1] for b in range(x.size(0))]
+    n = x.size(0) // samples
+    return [x[b * n:(b + 1) * n] for b in range(samples)]
+
+
 def reference_dynamic_conv2d(layer, x: Tensor, d: Optional[Tensor] = None,
+                             samples: Optional[int] = None,
                              conv: Optional[torch.nn.Conv2d] = None
                              ) -> Tuple[Tensor, Optional[Tensor]]:
     """x (B, C_in, H, W), d (B, D) -> y (B, C_out, H', W'), d_next (B, D).
 
     The bias is added after the filter attention (it is not scaled by it).
+    With ``samples`` B, x is (B*n, C_in, H, W), each sample's n rows in a
+    row: h is the mean over all of a sample's rows and positions, and its
+    kernel serves each of its rows.
     ``conv``: a static conv whose padding (and padding mode) each sample's
     kernel is applied with, e.g. the one the layer was made from; default:
     the layer's own zero padding.
     """
     outs, d_nexts = [], []
-    for b in range(x.size(0)):
+    for b, rows in enumerate(_sample_rows(x, samples)):
         att, d_next = reference_attention(
-            layer, x[b].mean(dim=(1, 2)), None if d is None else d[b])
+            layer, rows.mean(dim=(0, 2, 3)), None if d is None else d[b])
         kernel, bias = _sample_kernel(layer, att)
         if conv is None:
             outs.append(
-                F.conv2d(x[b:b + 1], kernel, bias, layer.stride,
-                         layer.padding, layer.dilation, layer.groups))
+                F.conv2d(rows, kernel, bias, layer.stride, layer.padding,
+                         layer.dilation, layer.groups))
         else:
             outs.append(
                 torch.func.functional_call(conv, dict(weight=kernel,
-                                                      bias=bias),
-                                           x[b:b + 1]))
+                                                      bias=bias), rows))
         d_nexts.append(d_next)
     return torch.cat(outs), (None if d_nexts[0] is None else
                              torch.stack(d_nexts))
 
 
-def reference_dynamic_linear(layer, x: Tensor, d: Optional[Tensor] = None
+def reference_dynamic_linear(layer, x: Tensor, d: Optional[Tensor] = None,
+                             samples: Optional[int] = None
                              ) -> Tuple[Tensor, Optional[Tensor]]:
-    """x (B, C_in) or (B, N, C_in), d (B, D) -> y, d_next (B, D)."""
-    tokens = x if x.dim() == 3 else x.unsqueeze(1)
+    """x (B, *, C_in), d (B, D) -> y (B, *, C_out), d_next (B, D); h is the
+    mean over every position of a sample. With ``samples`` B, x is (B*n,
+    *, C_in), each sample's n rows in a row, as for
+    :func:`reference_dynamic_conv2d`."""
     outs, d_nexts = [], []
-    for b in range(tokens.size(0)):
-        att, d_next = reference_attention(layer, tokens[b].mean(dim=0),
-                                          None if d is None else d[b])
+    for b, rows in enumerate(_sample_rows(x, samples)):
+        att, d_next = reference_attention(
+            layer, rows.reshape(-1, rows.size(-1)).mean(dim=0),
+            None if d is None else d[b])
         weight, bias = _sample_kernel(layer, att)
-        outs.append(tokens[b] @ weight.t() + bias)
+        outs.append(rows @ weight.t() + bias)
         d_nexts.append(d_next)
-    out = torch.stack(outs)
-    return (out if x.dim() == 3 else out.squeeze(1)), (
-        None if d_nexts[0] is None else torch.stack(d_nexts))
+    return torch.cat(outs), (None if d_nexts[0] is None else
+                             torch.stack(d_nexts))
 
 
 def reference_odconv2d(layer, x: Tensor) -> Tensor:

@@ -1,3 +1,6 @@
-from .kr_backbone import KRBackbone, execution_order
+from .kr_backbone import KRBackbone
+from .probe import execution_order, probe_layers, recomputed_layers
 
-__all__ = ['KRBackbone', 'execution_order']
+__all__ = [
+    'KRBackbone', 'execution_order', 'probe_layers', 'recomputed_layers'
+]

@@ -1,19 +1,23 @@
 """KR-wrapped backbones: any mmpretrain backbone with dynamic layers."""
 import fnmatch
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from ...utils.validation import check_kr_backbone_options
 from ..layers import (DynamicConvBase, DynamicLayer, KRChain,
                       SpectralKREncoder, create_dynamic, get_method,
                       is_convertible)
-from ...utils.validation import check_kr_backbone_options
-from .checkpointing import checkpoint_with_kr
+from .checkpointing import checkpoint_with_kr, checkpointed_blocks
+from .probe import (LayerProbe, input_rows, probe_layers, probe_sizes,
+                    recomputed_layers)
 from .state_dict_check import register_state_dict_checks
-
 
 # KRBackbone's options that a method may take (its registry entry's
 # ``options``): the layer argument each becomes, and the value that means
@@ -22,44 +26,6 @@ METHOD_OPTIONS = dict(
     kernel_num=('kernel_num', 1),
     reduction=('reduction', None),
     attention_norm=('norm', 'ln'))
-
-
-def execution_order(model: nn.Module, names: Sequence[str],
-                    inputs: torch.Tensor) -> List[str]:
-    """The order in which the named submodules run in one forward pass.
-
-    Raises if a module runs more than once (a shared layer cannot carry d
-    both times) and returns only the modules that ran.
-    """
-    modules = dict(model.named_modules())
-    order: List[str] = []
-
-    def record(name):
-
-        def hook(module, args):
-            if name in order:
-                raise RuntimeError(
-                    f'{name} runs more than once per forward pass; a shared '
-                    'layer cannot carry a kernel representation. List it in '
-                    'static_layers.')
-            order.append(name)
-
-        return hook
-
-    handles = [
-        modules[name].register_forward_pre_hook(record(name))
-        for name in names
-    ]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return order
 
 
 @MODELS.register_module()
@@ -75,8 +41,24 @@ class KRBackbone(BaseModule):
     from all the layers to replace; it is kept as :attr:`network_state`.
     The KR path rides on any method. d_0 comes
     from the image's low-frequency spectrum (:class:`SpectralKREncoder`) and
-    passes through the dynamic layers in the order in which they run,
-    measured once at construction on a probe image.
+    passes through the dynamic layers in the order in which they run.
+
+    Before it swaps a layer, KRBackbone runs the static backbone on probe
+    images (:mod:`.probe`) and measures, for every layer: the order in which
+    it runs; whose rows its input holds; whether backward runs it again.
+    Sample b's kernel serves every row of b: a layer that sees the batch
+    folded with windows, heads or tokens, (B*n, ...) with b's n rows one
+    after another (Swin's windows, MViT's heads, TNT's pixels), mixes each
+    sample's candidates once and applies them to all of its rows. A layer
+    stays static where no per-sample kernel fits: its input does not depend
+    on the image (a table shared by every sample), its rows follow another
+    layout or mix samples, or it runs more than once per pass. Those layers
+    are listed in :attr:`kept_static` with the reason and logged once;
+    ``force_dynamic`` overrides the probe (then the rows are taken to be
+    sample-major); :attr:`folded_names` lists the dynamic layers that fold.
+    A layer that backward runs again outside a ``with_cp``
+    block KRBackbone takes over (reversible blocks) would recompute with
+    another d: construction refuses it and names the blocks.
 
     The outputs are those of the wrapped backbone (``out_indices`` included),
     so necks and heads of MMDetection and MMSegmentation work unchanged. With
@@ -127,9 +109,14 @@ class KRBackbone(BaseModule):
         static_layers (Sequence[str], optional): names or glob patterns of
             layers to keep static (their children too). None keeps the first
             layer that runs (the stem or patch embedding) static.
+        force_dynamic (Sequence[str], optional): names or glob patterns of
+            layers to make dynamic although the probe would keep them
+            static; their inputs are then taken to be sample-major.
         return_kr (bool): append d_L to the outputs.
-        probe_size (Tuple[int, int]): image size of the construction-time
-            probe that measures the execution order.
+        probe_size (Tuple[int, int], optional): image size of the
+            construction-time probes. None: the backbone's own ``img_size``
+            where it has one, else the first of (64, 64), (224, 224) and
+            (32, 32) that it accepts.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', ...)``.
     """
 
@@ -146,8 +133,9 @@ class KRBackbone(BaseModule):
                  freq_size: int = 8,
                  in_channels: int = 3,
                  static_layers: Optional[Sequence[str]] = None,
+                 force_dynamic: Optional[Sequence[str]] = None,
                  return_kr: bool = False,
-                 probe_size: Tuple[int, int] = (64, 64),
+                 probe_size: Optional[Tuple[int, int]] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         check_kr_backbone_options(
@@ -170,24 +158,37 @@ class KRBackbone(BaseModule):
         self.encoder = (SpectralKREncoder(kr_dims, in_channels, freq_size)
                         if with_kr else None)
 
-        order = execution_order(
-            self.backbone, self._convertible_names(),
-            torch.zeros(1, in_channels, *probe_size))
+        probes, images = self._probe(probe_size, backbone.get('img_size'))
+        order = list(probes)
         if not order:
             raise ValueError(f'{type(self.backbone).__name__} has no '
                              'nn.Conv2d or nn.Linear layer that runs')
         self.static_layers = (list(static_layers) if static_layers is not None
                               else [order[0]])
-        for pattern in self.static_layers:
-            if not any(self._is_static(name, [pattern]) for name in order):
-                raise ValueError(
-                    f'static_layers pattern {pattern!r} matches no layer of '
-                    f'{type(self.backbone).__name__}, so it would keep none '
-                    f'static; its layers are named like {order[:4]} '
-                    f'({len(order)} in all, run order)')
+        self.force_dynamic = list(force_dynamic or [])
+        for option in ('static_layers', 'force_dynamic'):
+            for pattern in getattr(self, option):
+                if not any(self._matches(name, [pattern]) for name in order):
+                    raise ValueError(
+                        f'{option} pattern {pattern!r} matches no layer of '
+                        f'{type(self.backbone).__name__}; its layers are '
+                        f'named like {order[:4]} ({len(order)} in all, run '
+                        'order)')
+        self.kept_static = {
+            name: probe.static_reason
+            for name, probe in probes.items()
+            if probe.static_reason and not self.is_static(name)
+            and not self._matches(name, self.force_dynamic)
+        }
         self.dynamic_names = [
-            name for name in order if not self._is_static(name)
+            name for name in order
+            if not self.is_static(name) and name not in self.kept_static
         ]
+        self.folded_names = [
+            name for name in self.dynamic_names if probes[name].folded
+        ]
+        self._refuse_recomputed(images)
+        self._log_kept_static()
         if not self.dynamic_names:
             raise ValueError(f'static_layers={self.static_layers} leaves no '
                              'layer to make dynamic')
@@ -232,14 +233,111 @@ class KRBackbone(BaseModule):
             if is_convertible(m)
         ]
 
-    def _is_static(self, name: str,
-                   patterns: Optional[Sequence[str]] = None) -> bool:
+    def _probe(self, probe_size: Optional[Tuple[int, int]], img_size=None
+               ) -> Tuple[Dict[str, LayerProbe], torch.Tensor]:
+        """Probe the static backbone (:func:`probe_layers`) at the first of
+        :func:`probe_sizes` that it accepts; the probes and their images."""
+        errors = []
+        generator = torch.Generator().manual_seed(0)
+        for size in probe_sizes(self.backbone, probe_size, img_size):
+            images = torch.rand(2, self.in_channels, *size,
+                                generator=generator)
+            try:
+                probes = probe_layers(self.backbone,
+                                      self._convertible_names(), images)
+            except Exception as error:  # the backbone's own size checks
+                errors.append(f'{size}: {type(error).__name__}: {error}')
+                continue
+            return self._probe_twice_the_size(probes, images), images
+        raise ValueError(
+            f'{type(self.backbone).__name__} runs on none of the probe sizes '
+            'tried; give one it accepts as probe_size. ' + '; '.join(errors))
+
+    def _probe_twice_the_size(self, probes: Dict[str, LayerProbe],
+                              images: torch.Tensor
+                              ) -> Dict[str, LayerProbe]:
+        """Where a backbone folds windows, heads or tokens into the batch,
+        probe again, at twice the size, the layers that saw one row per
+        sample but see more there: with one window per sample (Swin's last
+        stage at its own img_size) a window-major layout looks like a
+        sample-major one. A backbone that folds nothing at the probe size
+        (a CNN), or that accepts its own size only, keeps ``probes``."""
+        if not any(probe.folded for probe in probes.values()):
+            return probes
+        single = [
+            name for name, probe in probes.items()
+            if probe.rows == 2 and probe.static_reason is None
+        ]
+        larger = F.interpolate(images, scale_factor=2.)
+        try:
+            rows = input_rows(self.backbone, single, larger)
+        except Exception:  # it accepts its own size only
+            return probes
+        grown = [name for name in single if rows.get(name, 2) > 2]
+        if not grown:
+            return probes
+        return {
+            **probes,
+            **probe_layers(self.backbone, grown, larger)
+        }
+
+    def _refuse_recomputed(self, images: torch.Tensor):
+        """Raise where backward runs a would-be dynamic layer again outside
+        the ``with_cp`` blocks that :func:`checkpoint_with_kr` takes over:
+        the recomputation would read another layer's d."""
+        blocks = checkpointed_blocks(self.backbone)
+        again = set(
+            recomputed_layers(self.backbone, self.dynamic_names, images))
+        recomputed = [
+            name for name in self.dynamic_names
+            if name in again and not self._matches(name, blocks)
+        ]
+        if recomputed:
+            parents = list(dict.fromkeys(
+                self._block_of(name) for name in recomputed))
+            raise ValueError(
+                f'{type(self.backbone).__name__} runs {len(recomputed)} '
+                f'layers again during backward, in {parents} (reversible or '
+                'self-checkpointed blocks), where their kernel '
+                'representation would not be the one of the forward pass. '
+                'Keep them static, e.g. static_layers='
+                f'{[*self.static_layers, *(p + ".*" for p in parents)]}, or '
+                "switch the backbone's recomputation off")
+
+    def _block_of(self, name: str) -> str:
+        """The block a layer belongs to: the child of the backbone above
+        it, or its item where that child is a list of blocks."""
+        parts = name.split('.')
+        container = self.backbone.get_submodule(parts[0])
+        if isinstance(container, (nn.ModuleList, nn.Sequential)):
+            return '.'.join(parts[:2])
+        return parts[0]
+
+    def _log_kept_static(self):
+        if not self.kept_static:
+            return
+        by_reason: Dict[str, List[str]] = {}
+        for name, reason in self.kept_static.items():
+            by_reason.setdefault(reason, []).append(name)
+        print_log(
+            f'KRBackbone keeps {len(self.kept_static)} layers of '
+            f'{type(self.backbone).__name__} static (force_dynamic overrides '
+            'this): ' + '; '.join(f'{names} because {reason}'
+                                  for reason, names in by_reason.items()),
+            logger='current', level=logging.INFO)
+
+    @staticmethod
+    def _matches(name: str, patterns: Sequence[str]) -> bool:
         """Whether ``name`` or a module above it matches one of
-        ``patterns`` (default: ``static_layers``)."""
+        ``patterns``."""
         return any(
             fnmatch.fnmatchcase(name, pattern)
             or fnmatch.fnmatchcase(name, pattern + '.*')
-            for pattern in (patterns or self.static_layers))
+            for pattern in patterns)
+
+    def is_static(self, name: str) -> bool:
+        """Whether ``static_layers`` keeps ``name`` static."""
+        return self._matches(name, self.static_layers)
 
     def _replace(self, name: str, layer_cfg: dict, generate_kr: bool,
                  method: str):
@@ -251,6 +349,8 @@ class KRBackbone(BaseModule):
             getattr(parent, child), method, generate_kr=generate_kr,
             **layer_cfg)
         layer.chain = self.chain
+        # the probe found every dynamic layer's input sample-major
+        layer.batch_folded = True
         setattr(parent, child, layer)
 
     def set_conv_path(self, conv_path: Optional[str]):
@@ -310,10 +410,11 @@ class KRBackbone(BaseModule):
                 f'KRBackbone expects images of shape (B, {self.in_channels}'
                 f', H, W), got {tuple(x.shape)}')
         self.chain.d = self.encoder(x) if self.encoder is not None else None
+        self.chain.batch = x.shape[0]
         try:
             outs = tuple(self.backbone(x))
             if self.return_kr:
                 outs = outs + (self.chain.d, )
         finally:
-            self.chain.d = None
+            self.chain.d = self.chain.batch = None
         return outs

@@ -8,9 +8,11 @@ dynamic layer first compares its shapes itself
 hook checks its keys; the backbone's hook checks everything outside the
 dynamic layers (stem, norms, the d_0 encoder).
 """
+import logging
 from typing import Iterable, List
 
 import torch.nn as nn
+from mmengine.logging import print_log
 
 
 def _sample(keys: List[str], limit: int = 5) -> str:
@@ -19,15 +21,17 @@ def _sample(keys: List[str], limit: int = 5) -> str:
 
 
 def _check_keys(where: str, own: Iterable[str], given: Iterable[str],
-                optional: tuple = (), hint: str = '') -> None:
+                optional: tuple = (), hint: str = '',
+                may_lack: tuple = ()) -> None:
     """Raises ``ValueError`` if ``given`` lacks a key of ``own`` (BatchNorm's
-    ``num_batches_tracked`` and a dynamic layer's ``method_code``, which
-    checkpoints saved before layers recorded their method lack, aside) or
-    has one that is not in ``own`` and does not start with an ``optional``
-    prefix."""
+    ``num_batches_tracked``, a dynamic layer's ``method_code``, which
+    checkpoints saved before layers recorded their method lack, and keys
+    starting with a ``may_lack`` prefix aside) or has one that is not in
+    ``own`` and does not start with an ``optional`` prefix."""
     own, given = set(own), set(given)
     missing = sorted(k for k in own - given
-                     if not k.endswith(('num_batches_tracked', 'method_code')))
+                     if not k.endswith(('num_batches_tracked', 'method_code'))
+                     and not k.startswith(may_lack))
     if missing:
         raise ValueError(
             f'checkpoint does not fit {where}: it lacks {len(missing)} of its '
@@ -54,6 +58,15 @@ def check_layer_state_dict(layer: nn.Module, state_dict: dict, prefix: str,
         if layer.kr_generator is None else ())
 
 
+def output_norms(backbone: nn.Module, prefix: str = '') -> List[str]:
+    """The norms of a backbone's outputs, ``norm{i}`` for i in its
+    ``out_indices`` (ConvNeXt, Swin and their kin)."""
+    return [
+        f'{prefix}norm{i}.' for i in getattr(backbone, 'out_indices', ())
+        if isinstance(getattr(backbone, f'norm{i}', None), nn.Module)
+    ]
+
+
 def check_kr_state_dict(backbone: nn.Module, state_dict: dict, prefix: str,
                         *args) -> None:
     """Pre-hook of :class:`KRBackbone`: its tensors outside the dynamic
@@ -61,7 +74,10 @@ def check_kr_state_dict(backbone: nn.Module, state_dict: dict, prefix: str,
     nothing else is. A checkpoint without any kernel generator is a static
     one and needs converting first. A checkpoint of another method is
     named as such first: its other tensors (a method's network state) would
-    otherwise read as another architecture."""
+    otherwise read as another architecture. The norms of outputs that the
+    checkpoint's model did not have (a classifier's checkpoint in a
+    detection backbone with more ``out_indices``) start from their
+    initialisation, as in MMDetection, and are logged."""
     for name, layer in backbone.dynamic_layers.items():
         layer.check_method_code(state_dict, f'{prefix}backbone.{name}.')
     layers = tuple(f'{prefix}backbone.{name}.'
@@ -82,7 +98,17 @@ def check_kr_state_dict(backbone: nn.Module, state_dict: dict, prefix: str,
         hint = (' It has no kernel generator at all: a static checkpoint '
                 'must first be converted with '
                 'tools/model_converters/static_to_kr.py.')
-    _check_keys(where, own, given, hint=hint)
+    norms = tuple(output_norms(backbone.backbone, f'{prefix}backbone.'))
+    _check_keys(where, own, given, hint=hint, may_lack=norms)
+    fresh = sorted({
+        norm for norm in norms for k in own
+        if k.startswith(norm) and k not in state_dict
+    })
+    if fresh:
+        print_log(
+            f'{where}: the checkpoint has no output norms {fresh}; they start '
+            'from their initialisation', logger='current',
+            level=logging.INFO)
     for key, tensor in own.items():
         if key in state_dict and state_dict[key].shape != tensor.shape:
             # only the d_0 encoder's shapes depend on kr_dims

@@ -18,11 +18,16 @@ class KRChain:
     Every dynamic layer of a network holds the same chain: a layer reads d_i
     from it and writes d_{i+1} back, so d follows the order in which the
     layers actually run.
+
+    ``batch`` is B, the number of samples of the pass, where the network
+    knows it: a layer that sees B*n rows (windows, heads or tokens of each
+    sample folded into the batch) then knows which rows are whose.
     """
-    __slots__ = ('d', )
+    __slots__ = ('d', 'batch')
 
     def __init__(self):
         self.d: Optional[torch.Tensor] = None
+        self.batch: Optional[int] = None
 
 
 class DynamicLayer(nn.Module):
@@ -59,6 +64,9 @@ class DynamicLayer(nn.Module):
         self.kr_dims = kr_dims
         self.register_buffer('method_code', torch.tensor(code))
         self.chain: Optional[KRChain] = None
+        # Set where the layer's input was found sample-major, sample b's
+        # rows being b*n ... b*n + n - 1 (see :meth:`samples_in`).
+        self.batch_folded = False
 
     def build_kr_generator(self, generate_kr: bool = True):
         """K over cat[h~, alpha~] of this layer's F and KG, where KR is on.
@@ -104,15 +112,51 @@ class DynamicLayer(nn.Module):
                     f'{tuple(tensor.shape)} in the model')
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def samples_in(self, rows: int) -> int:
+        """B, the number of samples in an input of ``rows`` rows.
+
+        ``rows`` itself unless the chain knows the batch size B of the pass
+        and this layer is :attr:`batch_folded`: then the rows are B*n, sample
+        b's n rows (its windows, heads or tokens) one after another.
+        """
+        batch = None if self.chain is None else self.chain.batch
+        if batch is None or rows == batch:
+            return rows
+        if not self.batch_folded or rows % batch:
+            raise ValueError(
+                f'{type(self).__name__}({self.in_channels}, '
+                f'{self.out_channels}) got an input of {rows} rows in a '
+                f'pass of {batch} samples, but '
+                + ('its input was not found sample-major when the network '
+                   'was built, so it cannot tell whose rows they are'
+                   if not self.batch_folded else
+                   f'{rows} is not a multiple of {batch}'))
+        return batch
+
     def attend(self, h: torch.Tensor, d: Optional[torch.Tensor] = None
                ) -> Tuple[Any, Optional[torch.Tensor]]:
-        """h, d (B, D) -> the activated attentions and d_{i+1} (B, D)."""
+        """h (B*n, C), d (B, D) -> the activated attentions, one row per row
+        of h, and d_{i+1} (B, D).
+
+        Where the rows of h are B samples' n equal parts each
+        (:meth:`samples_in`), the sample's h is the mean of its rows' (for a
+        GAP, the mean over all of its positions), and its attentions serve
+        each of its rows.
+        """
+        rows = h.shape[0]
+        samples = self.samples_in(rows)
+        if samples != rows:
+            h = h.view(samples, rows // samples, -1).mean(dim=1)
         fused = self.fusion(h, d)
         logits = self.generator(fused)
         d_next = None
         if self.kr_generator is not None:
             d_next = self.kr_generator(torch.cat([fused, logits], dim=1))
-        return self.generator.activate(logits), d_next
+        att = self.generator.activate(logits)
+        if samples != rows:
+            att = type(att)(*(None if a is None else a.repeat_interleave(
+                rows // samples, dim=0) for a in att))
+        return att, d_next
 
     def forward_kr(self, x: torch.Tensor, d: Optional[torch.Tensor] = None
                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:

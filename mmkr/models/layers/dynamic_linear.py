@@ -12,12 +12,18 @@ from .kernel_generator import reset_mixing_attention
 class DynamicLinear(MixingLayer):
     """y = f ⊙ ((c ⊙ x) · (Σ_k a_k W_k)^T) + Σ_k a_k b_k, per sample.
 
-    The linear counterpart of :class:`DynamicConv2d`, for token MLPs and
-    attention projections. h is the input itself for (B, C) inputs and the
-    mean over tokens for (B, N, C) inputs (docs/method.md). c, f and a are the
-    channel, filter and kernel attentions; there is no spatial one.
+    The linear counterpart of :class:`DynamicConv2d`, for token MLPs,
+    attention projections and the channels-last MLPs of ConvNeXt and its
+    kin. The input is (B, *, C_in), any number of positions between the
+    sample and the channels (tokens, or H and W); h is the input itself for
+    (B, C_in) and else the mean over every position (docs/method.md). Where the
+    layer is :attr:`batch_folded`, the rows are B*n, n windows, heads or
+    tokens of each sample in a row (:meth:`samples_in`), and sample b's h
+    and weights are those of all its n rows. c, f and a are the channel,
+    filter and kernel attentions; there is no spatial one.
 
-    Execution: with one candidate, a static ``F.linear`` between the channel
+    Execution: the input is viewed as (B, P, C_in), P the positions of a
+    sample. With one candidate, a static ``F.linear`` between the channel
     and filter scalings; with K candidates, the per-sample (C_out, C_in)
     weights are mixed in one matmul and applied by one batched matmul.
 
@@ -31,8 +37,8 @@ class DynamicLinear(MixingLayer):
             :meth:`MixingLayer.build_mixing_attention`.
 
     Shapes:
-        x: (B, C_in) or (B, N, C_in), d: (B, D) or None
-        -> y: (B, C_out) or (B, N, C_out), d_{i+1}: (B, D) or None
+        x: (B, *, C_in), d: (B, D) or None
+        -> y: (B, *, C_out), d_{i+1}: (B, D) or None
     """
 
     def __init__(self, in_features: int, out_features: int,
@@ -71,10 +77,11 @@ class DynamicLinear(MixingLayer):
 
     def forward_kr(self, x: torch.Tensor, d: Optional[torch.Tensor] = None
                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        if x.dim() not in (2, 3):
-            raise ValueError('DynamicLinear expects (B, C) or (B, N, C) '
-                             f'inputs, got {tuple(x.shape)}')
-        tokens = x if x.dim() == 3 else x.unsqueeze(1)
+        if x.dim() < 2 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f'DynamicLinear expects inputs of shape (B, *, '
+                f'{self.in_features}), got {tuple(x.shape)}')
+        tokens = x.reshape(self.samples_in(x.shape[0]), -1, self.in_features)
         att, d_next = self.attend(tokens.mean(dim=1), d)
         if att.channel is not None:
             tokens = tokens * att.channel.unsqueeze(1).to(tokens.dtype)
@@ -92,7 +99,7 @@ class DynamicLinear(MixingLayer):
             out = out * att.filter.unsqueeze(1).to(out.dtype)
         if bias is not None:
             out = out + bias.to(out.dtype)
-        return (out if x.dim() == 3 else out.squeeze(1)), d_next
+        return out.view(*x.shape[:-1], self.out_features), d_next
 
     @classmethod
     def from_static(cls, linear: nn.Linear, **kwargs) -> 'DynamicLinear':
