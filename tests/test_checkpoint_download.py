@@ -233,7 +233,7 @@ def test_pretrained_init_cfg_with_prefix(tmp_path, server, cache):
      r'checkpoint and \(1, 64, 64, 3, 3\) in the model'),
     (dict(kr_dims=32), dict(kr_dims=16),
      r'encoder.proj.weight has shape \(32, 120\) in the checkpoint and '
-     r'\(16, 120\) in the model \(kr_dims=16\)'),
+     r'\(16, 120\) in the model \(kr_dims=16 in the model\)'),
     (dict(depth=34), dict(depth=18),
      r'has \d+ tensors that KRBackbone lacks \(backbone.layer1.2.bn1.bias.*'
      r'another architecture'),

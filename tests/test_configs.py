@@ -189,10 +189,9 @@ def test_config_builds_and_classifies(config):
         if isinstance(m, DynamicLayer)
     }
     assert dynamic_modules == expected
-    for name in model.backbone.static_layers:
-        static = model.backbone.backbone.get_submodule(name)
-        assert isinstance(static, nn.Conv2d) and not isinstance(
-            static, DynamicLayer)
+    for name, static in model.backbone.backbone.named_modules():
+        if model.backbone.is_static(name) and is_convertible(static):
+            assert not isinstance(static, DynamicLayer), name
     for layer in model.backbone.dynamic_layers.values():
         assert getattr(layer, 'kernel_num', 1) == backbone.get('kernel_num', 1)
         assert layer.kr_dims == (backbone.get('kr_dims', 64) if with_kr else 0)

@@ -172,11 +172,7 @@ CASES: Dict[str, Case] = {
 }
 
 # Backbones that cannot be built on their own, with the reason.
-EXCLUDED: Dict[str, str] = {
-    'CSPNet':
-    'the base class of the CSP backbones: it needs an arch dict '
-    'and block functions; CSPDarkNet, CSPResNet and CSPResNeXt are it',
-}
+EXCLUDED: Dict[str, str] = {}
 
 
 def registry_backbones() -> List[str]:
