@@ -67,26 +67,36 @@ class KRTemperatureHook(Hook):
                 f'{schedule.init} and {schedule.final}')
         return schedule
 
-    def before_train_iter(self, runner, batch_idx: int,
-                          data_batch: DATA_BATCH = None) -> None:
+    def before_train(self, runner) -> None:
+        # The model's layers do not change during training: look them up
+        # once rather than walking every module at each iteration.
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        self._layers = self._temperatures(model)
+        self._schedules = {
+            method: self.schedule(method)
+            for method in self._layers
+        }
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch: DATA_BATCH = None) -> None:
         iters_per_epoch = len(runner.train_dataloader)
-        for method, temperatures in self._temperatures(model).items():
-            value = self.schedule(method).value(runner.iter, iters_per_epoch)
-            for temperature in temperatures:
-                temperature.fill_(value)
+        for method, generators in self._layers.items():
+            value = self._schedules[method].value(runner.iter, iters_per_epoch)
+            for generator in generators:
+                generator.temperature.fill_(value)
 
     @staticmethod
     def _temperatures(model) -> dict:
-        """The temperature buffers of ``model``'s dynamic layers, by
-        method."""
+        """The kernel generators of ``model``'s dynamic layers whose method
+        has a temperature, by method (each holds it as the buffer
+        ``temperature``, which ``Module.to`` may replace: keep the
+        generators, not the tensors)."""
         found: dict = {}
         for module in model.modules():
             if (isinstance(module, DynamicLayer)
                     and get_method(module.method).temperature is not None):
-                found.setdefault(module.method, []).append(
-                    module.generator.temperature)
+                found.setdefault(module.method, []).append(module.generator)
         if not found:
             raise ValueError(
                 'KRTemperatureHook found no dynamic layer with a '
