@@ -18,9 +18,8 @@ directory trained from another merged config is refused. Then:
   the pooled features of ``--per-class`` validation images per class,
   cosine, computed by ``tools/visualization/vis_tsne.py``'s functions
   (its t-SNE PNGs land in ``<run>/tsne/``; cached in
-  ``<run>/silhouettes.json``). Kernels are read from the candidate-mixing
-  layers (ODConv, DyConv, CondConv, KR); a static model, DCD and
-  WeightNet have '-' there;
+  ``<run>/silhouettes.json``). Kernels are each conv's ``sample_kernels``
+  (every method; DCD's of eval mode); a static model has '-' there;
 - params and FLOPs (multiply-adds of one ``--input-size`` image):
   ``mmkr.analysis``;
 - training-step time (forward, loss, backward, SGD step of one batch of the
@@ -273,14 +272,17 @@ def final_accuracy(run: Run) -> float:
 
 # ------------------------------------------------------------ analysis
 def kernel_layer(model):
-    """The last dynamic layer when vis_tsne.py can read its kernels (K
-    candidates mixed by attentions), else None."""
+    """The last dynamic conv, whose kernels vis_tsne.py reads, or None (a
+    static model)."""
     from mmkr.models.backbones import KRBackbone
-    from mmkr.models.layers import MixingLayer
+    from mmkr.models.layers import DynamicConvBase
     if not isinstance(model.backbone, KRBackbone):
         return None
-    layer = model.backbone.dynamic_layers[model.backbone.dynamic_names[-1]]
-    return layer if isinstance(layer, MixingLayer) else None
+    convs = [
+        layer for layer in model.backbone.dynamic_layers.values()
+        if isinstance(layer, DynamicConvBase)
+    ]
+    return convs[-1] if convs else None
 
 
 def compute_silhouettes(run: Run, per_class: int) -> Dict[str, float]:

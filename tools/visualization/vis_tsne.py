@@ -1,24 +1,27 @@
 """t-SNE of generated kernels, kernel representations and pooled features.
 
-The poster's figure: for the validation samples of N classes, a trained KR
-(or ODConv) model's per-sample kernels W_i of one dynamic layer, the kernel
-representation d_i entering that layer and the pooled feature of the last
-stage, each embedded in 2D by t-SNE and coloured by class. A silhouette score
-per representation (on the vectors themselves, cosine distance, and on the
-2D embedding) lets two models be compared by number::
+The poster's figure: for the validation samples of N classes, a trained
+dynamic model's per-sample kernels W_i of one dynamic conv or linear (any
+method), the kernel representation d_i entering that layer and the pooled
+feature of the last stage, each embedded in 2D by t-SNE and coloured by
+class. A silhouette score per representation (on the vectors themselves,
+cosine distance, and on the 2D embedding) lets two models be compared by
+number::
 
     python tools/visualization/vis_tsne.py CONFIG CHECKPOINT \
         --num-classes 20 --per-class 50 --out-dir work_dirs/tsne_kr
 
 The model is only read: forward hooks record what the layer computes.
-The kernel of sample b is W_b = f_b ⊙ c_b ⊙ s_b ⊙ Σ_k a_bk W_k (ODConv's
-filter, channel, spatial and kernel attentions, each 1 where absent); large
-kernels are compared on a fixed random subset of ``--kernel-dims`` entries.
+The kernel of sample b is the layer's ``sample_kernels``, the W_b with
+which it computes conv(x_b, W_b) or W_b x: ODConv's
+f_b ⊙ c_b ⊙ Σ_k a_bk (s_b ⊙ W_k), KernelWarehouse's assembled cells,
+WeightNet's generated kernel, DCD's merged one. Large kernels are compared
+on a fixed random subset of ``--kernel-dims`` entries.
 """
 import argparse
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 import torch
@@ -30,9 +33,12 @@ from mmpretrain.registry import DATASETS
 
 import mmkr  # noqa: F401  (registers mmkr's modules)
 from mmkr.models.backbones import KRBackbone
-from mmkr.models.layers import DynamicLayer, KernelAttention
+from mmkr.models.layers import DynamicConvBase, DynamicLinear
 
 REPRESENTATIONS = ('kernels', 'kr', 'features')
+# the dynamic layers that give their per-sample kernels (sample_kernels)
+KERNEL_LAYERS = (DynamicConvBase, DynamicLinear)
+KernelLayer = Union[KERNEL_LAYERS]
 
 
 def parse_args():
@@ -45,7 +51,8 @@ def parse_args():
         '--out-dir', required=True, help='where the PNGs are written')
     parser.add_argument(
         '--layer',
-        help='dynamic layer to read, named as in KRBackbone.dynamic_names '
+        help='dynamic conv or linear to read, named as in '
+        'KRBackbone.dynamic_names '
         '(default: the last one)')
     parser.add_argument(
         '--num-classes', type=int, default=20,
@@ -74,45 +81,14 @@ def parse_args():
     return args
 
 
-def effective_kernels(layer: DynamicLayer,
-                      att: KernelAttention) -> torch.Tensor:
-    """Per-sample kernels (B, C_out, C_in/g, *k) of a dynamic layer:
-    f ⊙ c ⊙ s ⊙ Σ_k a_k W_k, an absent attention being 1."""
-    weight = layer.weight.detach().float()
-    batch = next(a for a in att if a is not None).size(0)
-    if att.kernel is None:
-        kernels = weight[0].expand(batch, *weight.shape[1:])
-    else:
-        kernels = torch.einsum('bk,k...->b...', att.kernel.float(), weight)
-    out_channels, in_per_group = kernels.shape[1:3]
-    spatial_shape = kernels.shape[3:]
-    ones = (1, ) * len(spatial_shape)
-    if att.spatial is not None:
-        kernels = kernels * att.spatial.view(batch, 1, 1, *spatial_shape)
-    if att.channel is not None:
-        # input channel of (group j, in-group i) is j * C_in/g + i
-        groups = att.channel.size(1) // in_per_group
-        channel = att.channel.view(batch, groups, 1, in_per_group).expand(
-            batch, groups, out_channels // groups, in_per_group)
-        kernels = kernels * channel.reshape(batch, out_channels,
-                                            in_per_group, *ones)
-    if att.filter is not None:
-        kernels = kernels * att.filter.view(batch, out_channels, 1, *ones)
-    return kernels
-
-
 class LayerRecorder:
     """Forward hooks that record, per batch, a dynamic layer's generated
     kernels (a fixed subset of their entries) and the d_i it receives."""
 
-    def __init__(self, layer: DynamicLayer, kernel_dims: int, seed: int):
+    def __init__(self, layer: KernelLayer, kernel_dims: int, seed: int):
         self.layer = layer
-        numel = layer.weight[0].numel()
-        generator = torch.Generator().manual_seed(seed)
-        self.entries = (
-            None if numel <= kernel_dims else
-            torch.randperm(numel, generator=generator)[:kernel_dims].sort()
-            .values)
+        self.kernel_dims, self.seed = kernel_dims, seed
+        self.entries: Optional[torch.Tensor] = None
         self.records: Dict[str, List[torch.Tensor]] = dict(kernels=[], kr=[])
         self.handles = [
             layer.register_forward_pre_hook(self._record_kr),
@@ -126,7 +102,12 @@ class LayerRecorder:
 
     def _record_kernels(self, module, args, logits):
         att = module.activate(logits.detach())
-        kernels = effective_kernels(self.layer, att).flatten(1)
+        kernels = self.layer.sample_kernels(att).float().flatten(1)
+        numel = kernels.shape[1]
+        if self.entries is None and numel > self.kernel_dims:
+            generator = torch.Generator().manual_seed(self.seed)
+            self.entries = torch.randperm(
+                numel, generator=generator)[:self.kernel_dims].sort().values
         if self.entries is not None:
             kernels = kernels[:, self.entries.to(kernels.device)]
         self.records['kernels'].append(kernels.cpu())
@@ -164,7 +145,7 @@ def select_samples(dataset, num_classes: int, per_class: int) -> List[int]:
 
 
 def collect(model, dataset, indices: List[int],
-            layer: Optional[DynamicLayer], args) -> Dict[str, np.ndarray]:
+            layer: Optional[KernelLayer], args) -> Dict[str, np.ndarray]:
     """Pooled features and labels of the samples ``indices``, and the
     kernels and d that ``layer`` generates for them (none where ``layer``
     is None: a static model's features alone)."""
@@ -238,12 +219,17 @@ def find_layer(model, name: Optional[str]):
     backbone = model.backbone
     if not isinstance(backbone, KRBackbone):
         raise ValueError(f'{type(backbone).__name__} has no dynamic layers: '
-                         'give a KR, ODConv, DyConv or CondConv config')
+                         'give the config of a dynamic model')
     layers = backbone.dynamic_layers
-    name = name or backbone.dynamic_names[-1]
-    if name not in layers:
-        raise ValueError(f'no dynamic layer {name!r}; the dynamic layers '
-                         f'are {backbone.dynamic_names}')
+    readable = [
+        n for n in backbone.dynamic_names
+        if isinstance(layers[n], KERNEL_LAYERS)
+    ]
+    if name is None and readable:
+        name = readable[-1]
+    if name not in readable:
+        raise ValueError(f'no dynamic conv or linear {name!r}; those of '
+                         f'this model are {readable}')
     return name, layers[name]
 
 

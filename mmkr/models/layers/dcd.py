@@ -250,14 +250,13 @@ class DCDConv2d(DynamicConvBase):
         z = self.bn2(torch.bmm(att.phi.to(z.dtype), z)) + z
         return out + self.p(z.reshape(b, dim, height, width))
 
-    def _forward_merged(self, x: torch.Tensor,
-                        att: DCDAttention) -> torch.Tensor:
-        """The same function with eval-mode norms, BN_i(u) = a_i u + c_i, as
-        one kernel per sample: W(x) = Λ W_0 + P (a_2 Φ + I) diag(a_1) Q^T,
-        the latent part at the kernel's centre tap (Q and P are 1x1 with
-        the conv's stride), and the bias P ((a_2 Φ + I) c_1 + c_2). The
-        latent path then costs O(C_out·L·(L + C_in)) per sample instead of
-        per pixel, as DCD's paper counts it."""
+    def merged(self, att: DCDAttention
+               ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The layer with eval-mode norms, BN_i(u) = a_i u + c_i, as one
+        kernel and one bias per sample: W(x) = Λ W_0 + P (a_2 Φ + I)
+        diag(a_1) Q^T, the latent part at the kernel's centre tap (Q and P
+        are 1x1 with the conv's stride), (B, C_out, C_in, kh, kw), and the
+        bias P ((a_2 Φ + I) c_1 + c_2), (B, C_out)."""
         a1, c1 = bn_affine(self.bn1)
         a2, c2 = bn_affine(self.bn2)
         phi = att.phi.to(a1.dtype)
@@ -268,12 +267,24 @@ class DCDConv2d(DynamicConvBase):
         kh, kw = self.kernel_size
         kernels = att.scale[:, :, None, None, None] * self.weight + F.pad(
             latent[..., None, None], (kw // 2, kw // 2, kh // 2, kh // 2))
-        bias = p @ (mix @ c1 + c2).unsqueeze(2)  # (B, C_out, 1)
+        bias = (p @ (mix @ c1 + c2).unsqueeze(2)).squeeze(2)
+        return kernels, bias
+
+    def sample_kernels(self, att: DCDAttention) -> torch.Tensor:
+        """The kernels of :meth:`merged`: those of eval mode."""
+        return self.merged(att)[0]
+
+    def _forward_merged(self, x: torch.Tensor,
+                        att: DCDAttention) -> torch.Tensor:
+        """One per-sample conv with the kernels and biases of
+        :meth:`merged`: the latent path then costs O(C_out·L·(L + C_in))
+        per sample instead of per pixel, as DCD's paper counts it."""
+        kernels, bias = self.merged(att)
         dtype = conv_dtype(x)
         out = per_sample_conv2d(x.to(dtype), kernels.to(dtype).contiguous(),
                                 list(self.stride), list(self.padding),
                                 list(self.dilation), 1)
-        return out + bias.unsqueeze(3).to(out.dtype)
+        return out + bias[:, :, None, None].to(out.dtype)
 
 
 register_method(

@@ -238,6 +238,26 @@ class DynamicConv2d(DynamicConvBase, MixingLayer):
                             candidates.to(coef.dtype))  # (P, B, C_out*C_in/g)
         return kernels.permute(1, 2, 0).view(batch, *weight.shape[1:])
 
+    def sample_kernels(self, att: KernelAttention) -> torch.Tensor:
+        """f ⊙ c ⊙ Σ_k a_k (s ⊙ W_k): the channel attention c scales the
+        input channels and the filter attention f the outputs, so both
+        fold into the kernel."""
+        present = next(a for a in att if a is not None)
+        kernels = self._mixed_kernels(att, present.shape[0])
+        batch, out_channels, in_per_group = kernels.shape[:3]
+        if att.channel is not None:
+            # input channel of (group j, in-group i) is j * C_in/g + i
+            channel = att.channel.view(batch, self.groups, 1, in_per_group)
+            channel = channel.expand(batch, self.groups,
+                                     out_channels // self.groups,
+                                     in_per_group)
+            kernels = kernels * channel.reshape(
+                batch, out_channels, in_per_group, 1, 1).to(kernels.dtype)
+        if att.filter is not None:
+            kernels = kernels * att.filter.view(batch, out_channels, 1, 1,
+                                                1).to(kernels.dtype)
+        return kernels
+
     def _forward_static(self, x, att):
         return self._conv(x, self.weight[0].to(x.dtype), self.groups)
 

@@ -172,6 +172,14 @@ class DynamicConvBase(DynamicLayer):
         """The paths that are exact for this layer as it is now."""
         raise NotImplementedError
 
+    def sample_kernels(self, att: Any) -> torch.Tensor:
+        """W_b, (B, C_out, C_in/g, kh, kw): the kernel that sample b's
+        attentions ``att`` (its generator's ``activate`` output) give, so
+        that the layer's output for sample b is conv(x_b, W_b) plus a bias
+        per output channel. What analysis tools read as the generated
+        kernels (t-SNE, silhouettes)."""
+        raise NotImplementedError
+
     def rule_path(self, height: int, width: int) -> str:
         """The rule of thumb's path for an input of ``height`` x ``width``."""
         raise NotImplementedError

@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .dynamic_layer import MixingLayer
-from .kernel_generator import reset_mixing_attention
+from .kernel_generator import KernelAttention, reset_mixing_attention
 
 
 class DynamicLinear(MixingLayer):
@@ -100,6 +100,22 @@ class DynamicLinear(MixingLayer):
         if bias is not None:
             out = out + bias.to(out.dtype)
         return out.view(*x.shape[:-1], self.out_features), d_next
+
+    def sample_kernels(self, att: KernelAttention) -> torch.Tensor:
+        """W_b, (B, C_out, C_in): f ⊙ c ⊙ Σ_k a_k W_k, with which the layer
+        maps each of sample b's rows x to W_b x plus a bias."""
+        batch = next(a for a in att if a is not None).shape[0]
+        if att.kernel is None:
+            kernels = self.weight[0].expand(batch, -1, -1)
+        else:
+            kernels = (att.kernel @ self.weight.flatten(1).to(
+                att.kernel.dtype)).view(-1, self.out_features,
+                                        self.in_features)
+        if att.channel is not None:
+            kernels = kernels * att.channel[:, None, :].to(kernels.dtype)
+        if att.filter is not None:
+            kernels = kernels * att.filter[:, :, None].to(kernels.dtype)
+        return kernels
 
     @classmethod
     def from_static(cls, linear: nn.Linear, **kwargs) -> 'DynamicLinear':

@@ -556,7 +556,7 @@ class KWConv2d(DynamicConvBase):
                 f', cells={alloc.cells}, cell=({alloc.cell_out}, '
                 f'{alloc.cell_in}), mixtures={alloc.mixtures}')
 
-    def kernels(self, att: KWAttention) -> torch.Tensor:
+    def sample_kernels(self, att: KWAttention) -> torch.Tensor:
         """(B, C_out, C_in/g, kh, kw): the cells Σ_j α_ij e_j, assembled."""
         alloc = self.allocation
         batch = att.cells.shape[0]
@@ -592,15 +592,15 @@ class KWConv2d(DynamicConvBase):
 
     def _forward_grouped(self, x, att):
         dtype = conv_dtype(x)
-        return per_sample_conv2d(x.to(dtype),
-                                 self.kernels(att).to(dtype).contiguous(),
-                                 list(self.stride), list(self.padding),
-                                 list(self.dilation), self.groups)
+        kernels = self.sample_kernels(att).to(dtype).contiguous()
+        return per_sample_conv2d(x.to(dtype), kernels, list(self.stride),
+                                 list(self.padding), list(self.dilation),
+                                 self.groups)
 
     def _forward_unfold(self, x, att):
         dtype = conv_dtype(x)
         return per_sample_conv2d_unfold(x.to(dtype),
-                                        self.kernels(att).to(dtype),
+                                        self.sample_kernels(att).to(dtype),
                                         list(self.stride), list(self.padding),
                                         list(self.dilation), self.groups)
 
@@ -608,7 +608,7 @@ class KWConv2d(DynamicConvBase):
         if self.stride != (1, 1):
             x = x[:, :, ::self.stride[0], ::self.stride[1]]
         b, c, h, w = x.shape
-        kernels = self.kernels(att).view(b, self.out_channels, c)
+        kernels = self.sample_kernels(att).view(b, self.out_channels, c)
         out = torch.bmm(kernels.to(x.dtype), x.reshape(b, c, h * w))
         return out.view(b, self.out_channels, h, w)
 

@@ -168,17 +168,21 @@ class WeightNetConv2d(DynamicConvBase):
         return (list(self.stride), list(self.padding), list(self.dilation),
                 self.groups)
 
+    def sample_kernels(self, att: WeightNetGate) -> torch.Tensor:
+        """The generated kernels, whole."""
+        return self.generator.kernels(att)
+
     def _forward_grouped(self, x: torch.Tensor,
                          att: WeightNetGate) -> torch.Tensor:
         dtype = conv_dtype(x)
-        kernels = self.generator.kernels(att).to(dtype).contiguous()
+        kernels = self.sample_kernels(att).to(dtype).contiguous()
         return per_sample_conv2d(x.to(dtype), kernels, *self._conv_args())
 
     def _forward_unfold(self, x: torch.Tensor,
                         att: WeightNetGate) -> torch.Tensor:
         dtype = conv_dtype(x)
         return per_sample_conv2d_unfold(x.to(dtype),
-                                        self.generator.kernels(att).to(dtype),
+                                        self.sample_kernels(att).to(dtype),
                                         *self._conv_args())
 
     def forward_kr(self, x: torch.Tensor, d: Optional[torch.Tensor] = None
