@@ -1,10 +1,14 @@
-"""The converters of ODConv's and DCD's released checkpoints.
+"""The converters of ODConv's, DCD's and KernelWarehouse's released
+checkpoints.
 
 Without the authors' code: each test builds, from an mmkr model with random
 weights, the file the authors' training script writes (their key layout,
-their 1x1-conv shapes, ``{'state_dict': ...}`` with DDP's ``module.``),
+their 1x1-conv shapes, ``{'state_dict': ...}`` with DDP's ``module.``;
+KernelWarehouse: ``{'model': ..., 'model_ema': ..., 'args': Namespace}``),
 converts it and checks that every tensor comes back and the logits agree.
 """
+import argparse
+import copy
 import os
 import re
 import os.path as osp
@@ -16,10 +20,12 @@ import pytest
 import torch
 
 from mmkr.models.utils import (authors_state_dict, convert_authors_checkpoint,
-                               convert_authors_state, dcd_network,
+                               convert_authors_state, dcd_network, kw_network,
                                odconv_network)
 from mmkr.models.utils.authors_checkpoints import build_model
 from mmkr.models.utils.authors_networks import (dcd_mobilenetv2, dcd_resnet,
+                                                kw_convnext_tiny,
+                                                kw_mobilenetv2, kw_resnet,
                                                 odconv_mobilenetv2,
                                                 odconv_resnet)
 
@@ -36,12 +42,13 @@ NETWORKS = {
 }
 
 
-def randomized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+def randomized(model: torch.nn.Module, seed: int,
+               size: int = 64) -> torch.nn.Module:
     """``model`` with every tensor of its state dict moved off its
     initialisation, in float64 and eval mode: weights perturbed, then the
     BatchNorm statistics measured on random images (as training would:
     with the initial ones, DCD's latent path grows without bound) and the
-    counters drawn at random."""
+    counters drawn at random; the images ``size`` x ``size``."""
     gen = torch.Generator().manual_seed(seed)
     model = model.double()
     with torch.no_grad():
@@ -58,7 +65,7 @@ def randomized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
             norm.momentum = None  # the mean over the calibration batches
         model.train()
         for _ in range(2):
-            model(torch.randn(8, 3, 64, 64, generator=gen,
+            model(torch.randn(8, 3, size, size, generator=gen,
                               dtype=torch.float64),
                   mode='tensor')
         for norm in norms:
@@ -390,3 +397,220 @@ def test_dcd_key_map_follows_the_authors_formula():
     with torch.no_grad():
         torch.testing.assert_close(
             layer(x), authors_conv_basic_dy(x, theirs, 'layer2.1.conv1'))
+
+
+# KernelWarehouse: the files of ConvNeXt's training script (OSVAI/
+# KernelWarehouse main.py), 'model' without DDP's prefix
+
+KW_NETWORKS = {
+    'kw-resnet18-1/4x': kw_resnet(18, '1d4x'),
+    'kw-mobilenetv2-0.5x-1x': kw_mobilenetv2(0.5, '1x'),
+    'kw-convnext-tiny-1x': kw_convnext_tiny(),
+}
+
+
+def kw_authors_file(path, model, network, ema=None, prefix='', **extra):
+    """Writes the checkpoint of the authors' main.py for ``model`` (and the
+    EMA model ``ema``): 'model' (and 'model_ema') with ``prefix`` on every
+    key, the optimizer, the epoch, the loss scaler and the argparse
+    Namespace. Returns the authors' state dict of ``model``."""
+    state = authors_state_dict(model.state_dict(), network, model)
+    checkpoint = dict(
+        model={prefix + k: v
+               for k, v in state.items()},
+        optimizer=dict(state={0: dict(step=torch.tensor(3.))},
+                       param_groups=[dict(lr=4e-3, params=[0])]),
+        epoch=299,
+        scaler=dict(scale=65536.0, growth_tracker=7),
+        args=argparse.Namespace(model='kw', kw_config='kw1x.json',
+                                model_ema=ema is not None),
+        **extra)
+    if ema is not None:
+        checkpoint['model_ema'] = authors_state_dict(ema.state_dict(),
+                                                     network, ema)
+    torch.save(checkpoint, path)
+    return state
+
+
+def shifted(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` with every floating tensor but τ moved by 1: an
+    EMA whose weights differ from the model's everywhere."""
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for key, value in other.state_dict().items():
+            if value.is_floating_point() and not key.endswith('temperature'):
+                value.add_(1.)
+    return other
+
+
+def assert_converts_to(state, model):
+    """Every tensor of the converted ``state`` equals ``model``'s, τ = 0
+    included."""
+    expected = model.state_dict()
+    assert list(state) == list(expected)
+    for key, value in expected.items():
+        assert torch.equal(state[key], value), key
+    temperatures = [v for k, v in state.items() if k.endswith('temperature')]
+    assert temperatures and all(float(t) == 0. for t in temperatures)
+
+
+@pytest.mark.parametrize('name', [
+    'kw-resnet18-1/4x', 'kw-mobilenetv2-0.5x-1x',
+    pytest.param('kw-convnext-tiny-1x', marks=pytest.mark.slow)
+])
+def test_kw_round_trip(name, tmp_path):
+    """'model' (not the EMA beside it) converts into every tensor and
+    the logits of the source, in float64; the Namespace in 'args' is read,
+    the optimizer and the EMA left."""
+    network = KW_NETWORKS[name]
+    source = randomized(build_model(network.config), seed=6, size=32)
+    path = str(tmp_path / 'checkpoint-best.pth')
+    kw_authors_file(path, source, network, ema=shifted(source))
+
+    found, state = convert_authors_checkpoint(path, kw_network,
+                                              'KernelWarehouse',
+                                              state_key='model')
+    assert found == network
+    assert_converts_to(state, source)
+    converted = build_model(network.config).double().eval()
+    converted.load_state_dict(state)
+    images = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(converted(images, mode='tensor'),
+                                   source(images, mode='tensor'),
+                                   rtol=0,
+                                   atol=0)
+
+
+def test_kw_convnext_key_map_round_trip(tmp_path):
+    """ConvNeXt-T's layout (its γ as (1, C, 1, 1), the convs' biases, the
+    LayerNorm attention, the warehouses in the authors' order: stem and
+    downsample convs first): every tensor comes back."""
+    network = KW_NETWORKS['kw-convnext-tiny-1x']
+    model = build_model(network.config)
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for value in model.state_dict().values():
+            if value.is_floating_point() and value.dim():
+                value.copy_(torch.randn(value.shape, generator=gen))
+    path = str(tmp_path / 'checkpoint-best.pth')
+    theirs = kw_authors_file(path, model, network)
+    assert tuple(theirs['stages.2.4.gamma'].shape) == (1, 384, 1, 1)
+    assert tuple(theirs['warehouse_manager.weights.1'].shape) == (4, 192, 96,
+                                                                  1, 1)
+    assert tuple(theirs['warehouse_manager.weights.4'].shape) == (147, 96, 1,
+                                                                  1, 1)
+    found, state = convert_authors_checkpoint(path, kw_network,
+                                              'KernelWarehouse',
+                                              state_key='model')
+    assert found == network
+    assert_converts_to(state, model)
+
+
+@pytest.fixture(scope='module')
+def kw_file(tmp_path_factory):
+    """A randomized KernelWarehouse ResNet-18 1/4x, its network, its EMA
+    and its file as the authors' main.py writes it."""
+    network = kw_resnet(18, '1d4x')
+    model = randomized(build_model(network.config), seed=8, size=32)
+    ema = shifted(model)
+    path = str(tmp_path_factory.mktemp('kw') / 'kw1d4x_resnet18.pth')
+    state = kw_authors_file(path, model, network, ema=ema)
+    return model, ema, network, path, state
+
+
+def test_kw_model_ema_and_module_prefix(kw_file, tmp_path):
+    model, ema, network, path, state = kw_file
+    _, converted = convert_authors_checkpoint(path, kw_network,
+                                              'KernelWarehouse',
+                                              state_key='model_ema')
+    assert_converts_to(converted, ema)
+
+    ddp = str(tmp_path / 'ddp.pth')
+    kw_authors_file(ddp, model, network, prefix='module.')
+    _, converted = convert_authors_checkpoint(ddp, kw_network,
+                                              'KernelWarehouse',
+                                              state_key='model')
+    assert_converts_to(converted, model)
+
+    with pytest.raises(Exception,
+                       match=r'expected a state dict of tensors \(bare or '
+                       r'under "model_ema"\), found a dict \(its entries: '
+                       r"\['model', 'optimizer', 'epoch', 'scaler', 'args'\]"):
+        convert_authors_checkpoint(ddp, kw_network, 'KernelWarehouse',
+                                   state_key='model_ema')
+
+
+def test_kw_refuses_code_truncated_files_and_other_networks(kw_file,
+                                                            odconv_file,
+                                                            tmp_path):
+    model, _, network, path, state = kw_file
+    code = str(tmp_path / 'code.pth')
+    kw_authors_file(code, model, network, hook=os.system)
+    with pytest.raises(Exception,
+                       match=r'holds Python objects besides tensors and '
+                       r'plain containers \(first: posix\.system\)'):
+        convert_authors_checkpoint(code, kw_network, 'KernelWarehouse',
+                                   state_key='model')
+
+    truncated = str(tmp_path / 'truncated.pth')
+    with open(path, 'rb') as src, open(truncated, 'wb') as dst:
+        dst.write(src.read()[:os.path.getsize(path) // 2])
+    with pytest.raises(Exception, match='truncated or not a checkpoint'):
+        convert_authors_checkpoint(truncated, kw_network, 'KernelWarehouse',
+                                   state_key='model')
+
+    _, _, odconv_path, _ = odconv_file
+    with pytest.raises(ValueError,
+                       match=r"not a checkpoint of KernelWarehouse's "
+                       r'networks\. It looks like ODConv MobileNetV2 0\.5x '
+                       r'\(4x, K=4\)'):
+        convert_authors_checkpoint(odconv_path, kw_network,
+                                   'KernelWarehouse')
+    with pytest.raises(ValueError,
+                       match=r"not a checkpoint of ODConv's networks\. It "
+                       r'looks like KernelWarehouse ResNet-18 \(1/4x\) '
+                       r'\(configs/kernelwarehouse/resnet18_kw1d4x\.py\)'):
+        convert_authors_checkpoint(path, odconv_network, 'ODConv',
+                                   state_key='model')
+
+    with pytest.raises(ValueError,
+                       match=r'layer1\.0\.conv1\.attention\.fc2\.weight has '
+                       r'shape \(2052, 16\) in the checkpoint; .* of '
+                       r'configs/kernelwarehouse/resnet18_kw1x\.py has '
+                       r'\(513, 16\)'):
+        convert_authors_checkpoint(
+            path, kw_network, 'KernelWarehouse',
+            'configs/kernelwarehouse/resnet18_kw1x.py', 'model')
+    with pytest.raises(ValueError,
+                       match=r'mobilenet-v2-050_kw1x\.py has no module '
+                       r'backbone\.backbone\.bn1 .* the checkpoint is '
+                       r'KernelWarehouse ResNet-18 \(1/4x\)'):
+        convert_authors_checkpoint(
+            path, kw_network, 'KernelWarehouse',
+            'configs/kernelwarehouse/mobilenet-v2-050_kw1x.py', 'model')
+
+
+def test_kw_refuses_unmapped_tensors_and_unknown_sizes(kw_file, tmp_path):
+    _, _, _, _, state = kw_file
+    path = str(tmp_path / 'odd.pth')
+    extra = dict(state, **{'layer3.1.conv2.attention.temp_bias':
+                           torch.zeros(3)})
+    torch.save(dict(model=extra), path)
+    with pytest.raises(ValueError,
+                       match=r'does not fit configs/kernelwarehouse/'
+                       r'resnet18_kw1d4x\.py: 1 of its tensors .*\['
+                       r"'layer3\.1\.conv2\.attention\.temp_bias'\]\).* "
+                       r'It looks like KernelWarehouse ResNet-18 \(1/4x\)'):
+        convert_authors_checkpoint(path, kw_network, 'KernelWarehouse',
+                                   state_key='model')
+
+    resized = dict(state)
+    resized['warehouse_manager.weights.0'] = torch.zeros(28, 32, 32, 1, 1)
+    torch.save(dict(model=resized), path)
+    with pytest.raises(ValueError,
+                       match=r'a KernelWarehouse resnet18 whose first '
+                       r'warehouse has 28 cells of 32x32 channels: none of '
+                       r'the sizes mmkr has configs for'):
+        convert_authors_checkpoint(path, kw_network, 'KernelWarehouse',
+                                   state_key='model')

@@ -225,8 +225,9 @@ def tensor_rules(module: ModuleMap,
     else:
         rules = [r for r in TENSOR_MAPS[module.kind] if r.mmkr in own]
     return [
-        TensorRule(f'{module.authors}.{r.authors}', f'{module.mmkr}.{r.mmkr}',
-                   r.conv_as_linear) for r in rules
+        replace(r,
+                authors=f'{module.authors}.{r.authors}',
+                mmkr=f'{module.mmkr}.{r.mmkr}') for r in rules
     ]
 
 
