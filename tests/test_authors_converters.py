@@ -482,10 +482,11 @@ def test_kw_round_trip(name, tmp_path):
                                    atol=0)
 
 
-def test_kw_convnext_key_map_round_trip(tmp_path):
+def test_kw_convnext_key_map_round_trip():
     """ConvNeXt-T's layout (its γ as (1, C, 1, 1), the convs' biases, the
     LayerNorm attention, the warehouses in the authors' order: stem and
-    downsample convs first): every tensor comes back."""
+    downsample convs first) is found, and every tensor comes back (the
+    file format as for the other networks)."""
     network = KW_NETWORKS['kw-convnext-tiny-1x']
     model = build_model(network.config)
     gen = torch.Generator().manual_seed(7)
@@ -493,18 +494,14 @@ def test_kw_convnext_key_map_round_trip(tmp_path):
         for value in model.state_dict().values():
             if value.is_floating_point() and value.dim():
                 value.copy_(torch.randn(value.shape, generator=gen))
-    path = str(tmp_path / 'checkpoint-best.pth')
-    theirs = kw_authors_file(path, model, network)
+    theirs = authors_state_dict(model.state_dict(), network, model)
     assert tuple(theirs['stages.2.4.gamma'].shape) == (1, 384, 1, 1)
     assert tuple(theirs['warehouse_manager.weights.1'].shape) == (4, 192, 96,
                                                                   1, 1)
     assert tuple(theirs['warehouse_manager.weights.4'].shape) == (147, 96, 1,
                                                                   1, 1)
-    found, state = convert_authors_checkpoint(path, kw_network,
-                                              'KernelWarehouse',
-                                              state_key='model')
-    assert found == network
-    assert_converts_to(state, model)
+    assert kw_network(theirs) == network
+    assert_converts_to(convert_authors_state(theirs, network, model), model)
 
 
 @pytest.fixture(scope='module')

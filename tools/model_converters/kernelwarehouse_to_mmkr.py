@@ -15,5 +15,8 @@ logits, at τ = 0 as after the authors' training.
 from mmkr.models.utils import kw_network, run_converter
 
 if __name__ == '__main__':
-    run_converter('KernelWarehouse', kw_network, __doc__.split('\n')[0],
-                  state_key='model', ema_key='model_ema')
+    run_converter('KernelWarehouse',
+                  kw_network,
+                  __doc__.split('\n')[0],
+                  state_key='model',
+                  ema_key='model_ema')

@@ -45,10 +45,15 @@ AUTHORS_GLOBALS = (argparse.Namespace, )
 # value
 MMKR_ONLY = ('method_code', )
 # mmkr tensors of a kind of authors' module that its file does not hold,
-# with the value each takes: the temperature after the authors' annealing
+# with the value each takes: the temperature after the authors' annealing,
+# T = 1 for ODConv, τ = 0 for KernelWarehouse
 MMKR_FILLS: Dict[str, Dict[str, float]] = {
-    'odconv': {'generator.temperature': 1.0},  # T of ODConv: 1
-    'kw': {'generator.temperature': 0.0},  # τ of KernelWarehouse: 0
+    'odconv': {
+        'generator.temperature': 1.0
+    },
+    'kw': {
+        'generator.temperature': 0.0
+    },
 }
 
 
@@ -163,7 +168,6 @@ AUTHORS_WAREHOUSES = 'warehouse_manager.weights'
 MMKR_WAREHOUSES = 'backbone.network_state'
 
 
-
 @dataclass(frozen=True)
 class ModuleMap:
     """One module of the authors' network: its name there, the name of the
@@ -191,9 +195,9 @@ class AuthorsNetwork:
     warehouses: Tuple[str, ...] = ()
 
 
-def read_authors_checkpoint(
-        path: str,
-        state_key: str = 'state_dict') -> Dict[str, torch.Tensor]:
+def read_authors_checkpoint(path: str,
+                            state_key: str = 'state_dict'
+                            ) -> Dict[str, torch.Tensor]:
     """The state dict of an authors' checkpoint file (under ``state_key``,
     or the file itself where it is a bare state dict), without DDP's
     ``module.`` prefix.
@@ -205,7 +209,8 @@ def read_authors_checkpoint(
     (:func:`mmkr.utils.load_weights`).
     """
     with torch.serialization.safe_globals(list(AUTHORS_GLOBALS)):
-        checkpoint = load_weights(path, map_location='cpu',
+        checkpoint = load_weights(path,
+                                  map_location='cpu',
                                   state_key=state_key)
     state = checkpoint.get(state_key, checkpoint)
     if all(key.startswith('module.') for key in state):
@@ -254,8 +259,10 @@ def warehouse_rules(network: AuthorsNetwork,
     mmkr's by name (:attr:`AuthorsNetwork.warehouses`)."""
     if not network.warehouses:
         return []
-    manager = getattr(model.get_submodule('backbone'), 'network_state', None)
-    names = getattr(manager, 'names', [])
+    try:
+        names = model.get_submodule(MMKR_WAREHOUSES).names
+    except AttributeError:  # no KernelWarehouse backbone
+        names = []
     rules = []
     for index, name in enumerate(network.warehouses):
         if name not in names:

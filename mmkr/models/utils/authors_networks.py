@@ -40,10 +40,11 @@ MOBILENETV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2),
 MOBILENETV2_WIDTHS = {0.5: (16, '-050'), 0.75: (24, '-075'), 1.0: (32, '')}
 
 
-def resnet_modules(depth: int,
-                   conv_kind: str,
-                   shortcut_kind: str = 'static',
-                   static: Sequence[str] = ()) -> List[ModuleMap]:
+def resnet_modules(
+    depth: int,
+    conv_kind: str,
+    shortcut_kind: str = 'static',
+    static: Sequence[str] = ()) -> List[ModuleMap]:
     """ResNet's stem, blocks and downsample shortcuts: same names in the
     authors' network and mmpretrain's; the block convs are ``conv_kind``,
     the shortcut convs ``shortcut_kind``, the convs named in ``static`` and
@@ -256,8 +257,7 @@ KW_FIRST_WAREHOUSE = {
 }
 
 
-def _kw_network(name: str, config: str, size: str,
-                modules: List[ModuleMap],
+def _kw_network(name: str, config: str, size: str, modules: List[ModuleMap],
                 warehouses: Sequence[str]) -> AuthorsNetwork:
     """The KernelWarehouse network ``name`` of mmkr's
     ``configs/kernelwarehouse/{config}_kw{size}.py``."""
@@ -307,10 +307,9 @@ def kw_mobilenetv2(width: float, size: str) -> AuthorsNetwork:
         stages = [('dwconv0', 'pwconv0', 'pwconv1')
                   ] + [('pwconv1', 'dwconv0', 'pwconv0')] * 5
     return _kw_network(
-        f'MobileNetV2 {width}x',
-        f'mobilenet-v2{MOBILENETV2_WIDTHS[width][1]}', size,
-        mobilenetv2_modules(convs, ('features.0.0', 'features.0.1'), 'kw') +
-        [
+        f'MobileNetV2 {width}x', f'mobilenet-v2{MOBILENETV2_WIDTHS[width][1]}',
+        size,
+        mobilenetv2_modules(convs, ('features.0.0', 'features.0.1'), 'kw') + [
             ModuleMap(f'features.{last}.0', f'{BACKBONE}.conv2.conv', 'kw'),
             ModuleMap(f'features.{last}.1', f'{BACKBONE}.conv2.bn'),
             ModuleMap('classifier', 'head.fc')
@@ -338,8 +337,8 @@ def kw_convnext_tiny() -> AuthorsNetwork:
     'pwconv')``).
     """
     modules = [
-        ModuleMap('downsample_layers.0.0',
-                  f'{BACKBONE}.downsample_layers.0.0', 'kw'),
+        ModuleMap('downsample_layers.0.0', f'{BACKBONE}.downsample_layers.0.0',
+                  'kw'),
         ModuleMap('downsample_layers.0.1', f'{BACKBONE}.downsample_layers.0.1')
     ]
     for i in (1, 2, 3):
@@ -349,8 +348,10 @@ def kw_convnext_tiny() -> AuthorsNetwork:
             ModuleMap(f'downsample_layers.{i}.1',
                       f'{BACKBONE}.downsample_layers.{i}.1', 'kw')
         ]
-    ours = dict(dwconv='depthwise_conv', norm='norm',
-                pwconv1='pointwise_conv1', pwconv2='pointwise_conv2')
+    ours = dict(dwconv='depthwise_conv',
+                norm='norm',
+                pwconv1='pointwise_conv1',
+                pwconv2='pointwise_conv2')
     for stage, depth in enumerate(CONVNEXT_TINY_DEPTHS):
         for index in range(depth):
             block = f'stages.{stage}.{index}'
@@ -362,10 +363,10 @@ def kw_convnext_tiny() -> AuthorsNetwork:
                 for theirs, name in ours.items()
             ]
     return _kw_network(
-        'ConvNeXt-T', 'convnext-tiny', '1x', modules + [
-            ModuleMap('norm', f'{BACKBONE}.norm3'),
-            ModuleMap('head', 'head.fc')
-        ], [f'downsample_layers.{i}:conv0' for i in range(4)] + [
+        'ConvNeXt-T', 'convnext-tiny', '1x', modules +
+        [ModuleMap('norm', f'{BACKBONE}.norm3'),
+         ModuleMap('head', 'head.fc')],
+        [f'downsample_layers.{i}:conv0' for i in range(4)] + [
             f'stages.{stage}:{kind}' for stage in range(4)
             for kind in ('dwconv0', 'pwconv')
         ])
@@ -381,9 +382,9 @@ def _kw_size(authors: Dict[str, torch.Tensor], network: str) -> str:
         raise ValueError(
             f'a KernelWarehouse {network} whose first warehouse has '
             f'{shape[0]} cells of {shape[1]}x{shape[2]} channels: none of '
-            f'the sizes mmkr has configs for ('
-            + ', '.join(f'{KW_SIZES[size]}: {cells}'
-                        for cells, size in sizes.items()) +
+            f'the sizes mmkr has configs for (' +
+            ', '.join(f'{KW_SIZES[size]}: {cells}'
+                      for cells, size in sizes.items()) +
             "; the authors' MobileNetV2 1/2x is not built)")
     return sizes[shape]
 
@@ -396,8 +397,7 @@ def kw_network(authors: Dict[str, torch.Tensor]) -> Optional[AuthorsNetwork]:
         return None
     if 'layer1.0.conv2.attention.fc1.weight' in authors:
         depth = _resnet_depth(authors, 'layer1.0.conv3.attention.fc1.weight')
-        return depth and kw_resnet(depth,
-                                   _kw_size(authors, f'resnet{depth}'))
+        return depth and kw_resnet(depth, _kw_size(authors, f'resnet{depth}'))
     if 'features.0.1.weight' in authors:
         width = next((w for w, (c, _) in MOBILENETV2_WIDTHS.items()
                       if c == authors['features.0.1.weight'].shape[0]), None)
