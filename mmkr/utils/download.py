@@ -161,10 +161,12 @@ def cached_download(url: str, model_dir: Optional[str] = None,
     return cached
 
 
-def load_weights(path: str, map_location=None) -> dict:
+def load_weights(path: str, map_location=None,
+                 state_key: str = 'state_dict') -> dict:
     """``torch.load(path, weights_only=True)`` with errors that say what is
     wrong with the file; checks that it holds a state dict of tensors
-    (bare, or under ``'state_dict'``)."""
+    (bare, or under ``state_key``: ``'model'`` in the checkpoints of
+    ConvNeXt's training script)."""
     try:
         checkpoint = torch.load(
             path, map_location=map_location, weights_only=True)
@@ -188,15 +190,17 @@ def load_weights(path: str, map_location=None) -> dict:
             f'{path} is not a readable PyTorch checkpoint (truncated or not '
             f'a checkpoint at all): {type(error).__name__}: {error}'
         ) from error
-    state_dict = (checkpoint.get('state_dict', checkpoint)
+    state_dict = (checkpoint.get(state_key, checkpoint)
                   if isinstance(checkpoint, dict) else checkpoint)
     if not (isinstance(state_dict, dict) and state_dict and all(
             isinstance(k, str) and isinstance(v, torch.Tensor)
             for k, v in state_dict.items())):
+        entries = (f' (its entries: {list(checkpoint)[:8]})'
+                   if isinstance(checkpoint, dict) else '')
         raise CheckpointIntegrityError(
             f'{path} is not a checkpoint: expected a state dict of tensors '
-            '(bare or under "state_dict"), found a '
-            f'{type(state_dict).__name__}')
+            f'(bare or under "{state_key}"), found a '
+            f'{type(state_dict).__name__}{entries}')
     return checkpoint
 
 

@@ -5,8 +5,10 @@
         checkpoints/resnet18_kr4_from-static.pth
 
 The source may also be a trained mmkr dynamic network of the KR model's
-method, e.g. an ODConv checkpoint converted from its authors' file
-(odconv_to_mmkr.py); it is told apart by the layers' method codes:
+method, e.g. an ODConv or KernelWarehouse checkpoint converted from its
+authors' file (odconv_to_mmkr.py, kernelwarehouse_to_mmkr.py; KR on KW:
+configs/kr/resnet18_kw4x_kr_ft-from-kw4x.py); it is told apart by the
+layers' method codes:
 
     python tools/model_converters/static_to_kr.py \
         configs/kr/resnet18_kr4_ft-from-odconv4.py \

@@ -1,13 +1,14 @@
 """Start a KR model from a trained dynamic network of its method, e.g. an
-ODConv network converted from its authors' checkpoint
+ODConv or KernelWarehouse network converted from its authors' checkpoint
 (:mod:`.authors_checkpoints`).
 
 The KR model computes the source network's function at step 0:
 
 - a layer dynamic in the source keeps all its tensors (candidates, F's
-  fc and norm with its running statistics, the attention heads, T); F's
-  fc reads cat[d, h] in the KR model, and the columns that read d start at
-  zero, so h~, and with it the layer's kernel, is the source's for any d;
+  fc and norm with its running statistics, the attention heads, T; KG and
+  τ), and KernelWarehouse's warehouses are the source's; F's fc reads
+  cat[d, h] in the KR model, and the columns that read d start at zero, so
+  h~, and with it the layer's kernel, is the source's for any d;
 - a layer static in the source (ODConv's shortcuts) starts as
   :func:`convert_static_to_kr` starts it: zero attention heads and
   candidates that sum to the static kernel;
@@ -16,8 +17,9 @@ The KR model computes the source network's function at step 0:
   flows through the network but reaches no output until training moves
   those zero columns.
 
-The source and the KR model must share the method, K and F's norm
-(``attention_norm``): ODConv's networks use 'bn'.
+The source and the KR model must share the method, K (KernelWarehouse:
+the warehouse options) and F's norm (``attention_norm``): ODConv's networks
+use 'bn'.
 """
 from collections import OrderedDict
 from typing import Dict, Optional
@@ -54,17 +56,14 @@ def convert_dynamic_to_kr(
         f'{name}.' for name, m in kr_model.named_modules() if
         isinstance(m, DynamicLayer) and f'{name}.method_code' in source_state
     ]
-    # the static network under the source: a source-dynamic layer stands
-    # there as its first candidate, replaced below by the layer itself
+    # the static network under the source; its dynamic layers are filled
+    # below
     static = {
         _static_name(key): value
         for key, value in source_state.items()
         if not any(key.startswith(layer) for layer in dynamic)
     }
-    for layer in dynamic:
-        static[_static_name(f'{layer}weight')] = (
-            source_state[f'{layer}weight'][0])
-    state = convert_static_to_kr(static, kr_model, noise_std, seed)
+    state = convert_static_to_kr(static, kr_model, noise_std, seed, dynamic)
     kr_dims = backbone.kr_dims
     for layer in dynamic:
         for key in [k for k in source_state if k.startswith(layer)]:

@@ -23,7 +23,7 @@ The converted KR model computes the static model's function at step 0:
   heads they do not change the output.
 """
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import Collection, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -82,7 +82,8 @@ def _classifier_key(static_state: Dict[str, torch.Tensor], head: str,
 def convert_static_to_kr(static_state: Dict[str, torch.Tensor],
                          kr_model: nn.Module,
                          noise_std: float = 0.01,
-                         seed: Optional[int] = 0
+                         seed: Optional[int] = 0,
+                         keep_layers: Collection[str] = ()
                          ) -> 'OrderedDict[str, torch.Tensor]':
     """The state dict of ``kr_model`` that starts from ``static_state``.
 
@@ -95,6 +96,10 @@ def convert_static_to_kr(static_state: Dict[str, torch.Tensor],
         noise_std: std of the zero-mean perturbation of the candidates,
             relative to the std of the static kernel (see module doc).
         seed: seed of that perturbation (None: torch's global generator).
+        keep_layers: dynamic layers of the KR model (``'name.'``) that keep
+            the KR model's tensors, for the caller to fill
+            (:func:`~.dynamic_to_kr.convert_dynamic_to_kr`); the static
+            checkpoint has nothing for them.
 
     Raises ``ValueError`` naming every static tensor that has no place in the
     KR model and every KR tensor that has no static counterpart.
@@ -120,7 +125,9 @@ def convert_static_to_kr(static_state: Dict[str, torch.Tensor],
             for key in state:
                 if key.startswith(f'{prefix}backbone.'):
                     static_of[key] = prefix + key[len(f'{prefix}backbone.'):]
-        if isinstance(module, DynamicLayer):
+        if isinstance(module, DynamicLayer) and prefix in keep_layers:
+            kr_only.update(k for k in state if k.startswith(prefix))
+        elif isinstance(module, DynamicLayer):
             _convert_layer(module, prefix, state, static_of, take, kr_only,
                            noise_std, rng)
         if isinstance(module, KRLinearClsHead):
