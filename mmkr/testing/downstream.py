@@ -42,12 +42,18 @@ def write_coco(root: Path, size: int = COCO_SIZE):
         Image.fromarray(pixels).save(root / 'images' / name)
         images.append(dict(id=i, file_name=name, width=size, height=size))
         annotations.append(
-            dict(id=i, image_id=i, category_id=1, bbox=[x, y, w, h],
-                 area=w * h, iscrowd=0,
+            dict(id=i,
+                 image_id=i,
+                 category_id=1,
+                 bbox=[x, y, w, h],
+                 area=w * h,
+                 iscrowd=0,
                  segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]]))
     (root / 'ann.json').write_text(
-        json.dumps(dict(images=images, annotations=annotations,
-                        categories=[dict(id=1, name='person')])))
+        json.dumps(
+            dict(images=images,
+                 annotations=annotations,
+                 categories=[dict(id=1, name='person')])))
 
 
 def write_ade(root: Path, size: int = ADE_SIZE):
@@ -108,9 +114,9 @@ def tiny_run_config(path: str,
         replace_type(cfg.model, 'SyncBN', 'BN')
     else:
         write_coco(root)
-        loader.dataset.update(
-            data_root=str(root), ann_file='ann.json',
-            data_prefix=dict(img='images/'))
+        loader.dataset.update(data_root=str(root),
+                              ann_file='ann.json',
+                              data_prefix=dict(img='images/'))
         for step in loader.dataset.pipeline:
             if step.type == 'Resize':
                 step.scale = (COCO_SIZE, COCO_SIZE)

@@ -74,11 +74,17 @@ def step_times(config: str, steps: int, warmup: int) -> List[float]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('configs', nargs='*', default=DEFAULT_CONFIGS,
+    parser.add_argument('configs',
+                        nargs='*',
+                        default=DEFAULT_CONFIGS,
                         help='downstream configs (default: %(default)s)')
-    parser.add_argument('--steps', type=int, default=5,
+    parser.add_argument('--steps',
+                        type=int,
+                        default=5,
                         help='timed steps per config')
-    parser.add_argument('--warmup', type=int, default=1,
+    parser.add_argument('--warmup',
+                        type=int,
+                        default=1,
                         help='steps run before the timed ones')
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0:
@@ -91,9 +97,10 @@ def main():
     print('| config | steps | median (s) | min (s) |\n|---|---|---|---|')
     for config in args.configs:
         times = step_times(config, args.steps, args.warmup)
-        print(f'| {Path(config).stem} | {len(times)} | '
-              f'{statistics.median(times):.3f} | {min(times):.3f} |',
-              flush=True)
+        print(
+            f'| {Path(config).stem} | {len(times)} | '
+            f'{statistics.median(times):.3f} | {min(times):.3f} |',
+            flush=True)
 
 
 if __name__ == '__main__':
