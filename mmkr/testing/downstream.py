@@ -129,5 +129,8 @@ def tiny_run_config(path: str,
         cfg[f'{stage}_dataloader'] = cfg[f'{stage}_cfg'] = None
         cfg[f'{stage}_evaluator'] = None
     cfg.default_hooks.checkpoint = None
+    # a visualizer of the run's own: the configs' is a singleton by name,
+    # which a later run in the process would find writing to this work_dir
+    cfg.visualizer.pop('name', None)
     cfg.log_level = 'WARNING'
     return cfg
