@@ -1,5 +1,6 @@
-"""The benchmark's and the FLOPs tool's command lines run, print the rows
-they promise, and the benchmark's ODConv-style execution computes ODConv."""
+"""The benchmark's, the downstream step timer's and the FLOPs tool's command
+lines run, print the rows they promise, and the benchmark's ODConv-style
+execution computes ODConv."""
 import os.path as osp
 import subprocess
 import sys
@@ -76,6 +77,28 @@ def test_benchmark_model_mode_against_derived_baseline():
     for row in rows.values():
         assert float(row[4]) > 0  # time KR/static
         assert float(row[7]) > 0  # memory KR/static
+
+
+@pytest.mark.slow
+def test_downstream_step_time_times_the_steps_after_warmup():
+    pytest.importorskip('mmdet')
+    config = 'configs/downstream/faster-rcnn_kr4-mobilenet-v2_fpn_1x_coco.py'
+    out = run_tool('downstream_step_time.py', config, '--steps', '2',
+                   '--warmup', '1')
+    rows = [line.split(' | ') for line in out.splitlines()
+            if line.startswith('| faster-rcnn')]
+    assert len(rows) == 1, out
+    _, steps, median, minimum = rows[0]
+    assert int(steps) == 2
+    assert float(median) >= float(minimum.rstrip(' |')) > 0
+
+
+def test_downstream_step_time_refuses_no_steps():
+    proc = subprocess.run(
+        [sys.executable, osp.join(TOOLS, 'downstream_step_time.py'),
+         '--steps', '0'], cwd=REPO, capture_output=True, text=True,
+        timeout=600)
+    assert proc.returncode == 2 and '--steps must be >= 1' in proc.stderr
 
 
 def test_get_flops_prints_conventions_and_counts():

@@ -2,7 +2,6 @@
 out_indices, frozen_stages, norm_eval and with_cp; the downstream configs
 build and train one step on tiny generated COCO / ADE20K datasets."""
 import copy
-import json
 
 import numpy as np
 import pytest
@@ -10,11 +9,10 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.utils import import_modules_from_strings
 from mmpretrain.registry import MODELS
-from PIL import Image
 
 import mmkr  # noqa: F401
+from mmkr.testing import downstream
 
 CONFIGS = {
     'retinanet': 'configs/downstream/retinanet_kr-resnet18-4x_fpn_1x_coco.py',
@@ -26,15 +24,16 @@ CONFIGS = {
     'upernet-swin': 'configs/downstream/'
     'upernet_kr-swin-tiny_4xb4-160k_ade20k-512x512.py',
 }
-# ODConv's own detection configs in MMDetection 3.x and the same with KR:
-# their backbones build through MMDetection's registry (a training step each
-# would add minutes to the suite; the networks above cover the path).
-CONFIGS_BUILT_ONLY = {
+# ODConv's own detection configs in MMDetection 3.x and the same with KR.
+DETECTION_CONFIGS = {
     f'{det}-{method}-{net}': f'configs/downstream/{det}-rcnn_{method}-'
     f'{net}_fpn_1x_coco.py'
     for det in ('faster', 'mask') for method in ('odconv4', 'kr4')
     for net in ('resnet50', 'mobilenet-v2')
 }
+# The one of them whose training step runs in CI; the others are slow.
+DETECTION_IN_CI = 'faster-kr4-mobilenet-v2'
+ALL_CONFIGS = {**CONFIGS, **DETECTION_CONFIGS}
 # The classifier whose checkpoint each downstream backbone starts from.
 CLASSIFIERS = {
     'retinanet': 'configs/kr/resnet18_kr4.py',
@@ -42,6 +41,11 @@ CLASSIFIERS = {
     'upernet': 'configs/kr/resnet18_kr4.py',
     'mask-rcnn-convnext': 'configs/kr/convnext-tiny_kr1.py',
     'upernet-swin': 'configs/kr/swin-tiny_kr1.py',
+    **{
+        name: f'configs/{method[:-1]}/{net}_{method}.py'
+        for name in DETECTION_CONFIGS
+        for method, net in [name.split('-', 2)[1:]]
+    },
 }
 
 
@@ -180,10 +184,7 @@ def test_with_cp_gives_the_same_gradients():
 
 
 def load_config(name):
-    cfg = Config.fromfile({**CONFIGS, **CONFIGS_BUILT_ONLY}[name])
-    import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.default_scope)
-    return cfg
+    return downstream.load_config(ALL_CONFIGS[name])
 
 
 def downstream_registry(cfg):
@@ -195,7 +196,7 @@ def downstream_registry(cfg):
 
 
 @needs_downstream
-@pytest.mark.parametrize('name', [*CONFIGS, *CONFIGS_BUILT_ONLY])
+@pytest.mark.parametrize('name', list(ALL_CONFIGS))
 def test_config_backbone_builds_through_the_registry(name):
     cfg = load_config(name)
     backbone_cfg = cfg.model.backbone
@@ -226,100 +227,25 @@ def kr_classifier_checkpoints(tmp_path_factory):
     return checkpoint
 
 
-def write_coco(root, size=96):
-    (root / 'images').mkdir()
-    rng = np.random.default_rng(0)
-    images, annotations = [], []
-    for i in range(2):
-        name = f'{i}.jpg'
-        pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-        x, y, w, h = 20 + 10 * i, 16, 40, 48
-        pixels[y:y + h, x:x + w] = 255
-        Image.fromarray(pixels).save(root / 'images' / name)
-        images.append(dict(id=i, file_name=name, width=size, height=size))
-        annotations.append(
-            dict(id=i, image_id=i, category_id=1, bbox=[x, y, w, h],
-                 area=w * h, iscrowd=0,
-                 segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]]))
-    (root / 'ann.json').write_text(
-        json.dumps(dict(images=images, annotations=annotations,
-                        categories=[dict(id=1, name='person')])))
-
-
-def write_ade(root, size=64):
-    rng = np.random.default_rng(0)
-    for sub in ('images/training', 'annotations/training'):
-        (root / sub).mkdir(parents=True)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 255, (size, size, 3),
-                                     dtype=np.uint8)).save(
-                                         root / f'images/training/{i}.jpg')
-        labels = np.zeros((size, size), dtype=np.uint8)
-        labels[:, size // 2:] = 1 + i
-        labels[size // 2:] = 7
-        Image.fromarray(labels).save(root / f'annotations/training/{i}.png')
-
-
-def replace_type(cfg, old, new):
-    if isinstance(cfg, dict):
-        if cfg.get('type') == old:
-            cfg['type'] = new
-        for value in cfg.values():
-            replace_type(value, old, new)
-    elif isinstance(cfg, list):
-        for value in cfg:
-            replace_type(value, old, new)
-
-
-def tiny_run_config(name, root, checkpoint):
-    """The config with a tiny dataset at ``root``, one training iteration
-    and no evaluation or checkpoint saving."""
-    cfg = load_config(name)
-    cfg.work_dir = str(root / 'work_dir')
-    cfg.model.backbone.init_cfg.checkpoint = checkpoint
-    loader = cfg.train_dataloader
-    loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-    if cfg.default_scope == 'mmseg':
-        write_ade(root)
-        loader.dataset.update(data_root=str(root))
-        for step in loader.dataset.pipeline:
-            if step.type == 'RandomResize':
-                step.update(scale=(64, 64), ratio_range=(1., 1.))
-            if step.type == 'RandomCrop':
-                step.crop_size = (64, 64)
-        cfg.model.data_preprocessor.size = (64, 64)
-        # one process on CPU: plain BN instead of SyncBN
-        replace_type(cfg.model, 'SyncBN', 'BN')
-        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1)
-    else:
-        write_coco(root)
-        loader.dataset.update(
-            data_root=str(root), ann_file='ann.json',
-            data_prefix=dict(img='images/'))
-        for step in loader.dataset.pipeline:
-            if step.type == 'Resize':
-                step.scale = (96, 96)
-        cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1)
-    for stage in ('val', 'test'):
-        cfg[f'{stage}_dataloader'] = cfg[f'{stage}_cfg'] = None
-        cfg[f'{stage}_evaluator'] = None
-    cfg.default_hooks.checkpoint = None
-    cfg.log_level = 'WARNING'
-    return cfg
-
-
 @needs_downstream
-@pytest.mark.parametrize('name', list(CONFIGS))
+@pytest.mark.parametrize('name', [
+    *CONFIGS, *(name if name == DETECTION_IN_CI else pytest.param(
+        name, marks=pytest.mark.slow) for name in DETECTION_CONFIGS)
+])
 def test_one_training_step(name, tmp_path, kr_classifier_checkpoints):
     from mmengine.runner import Runner
     checkpoint, classifier_state = kr_classifier_checkpoints(
         CLASSIFIERS[name])
-    cfg = tiny_run_config(name, tmp_path, checkpoint)
+    cfg = downstream.tiny_run_config(ALL_CONFIGS[name], tmp_path, checkpoint)
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     runner.train()
 
     loss = runner.message_hub.get_scalar('train/loss').current()
     assert np.isfinite(loss) and loss > 0
+    if name.startswith('mask'):
+        # the masks reach a mask head: a Mask R-CNN, not a Faster R-CNN
+        loss_mask = runner.message_hub.get_scalar('train/loss_mask')
+        assert np.isfinite(loss_mask.current()) and loss_mask.current() > 0
     model = runner.model.backbone
     if CLASSIFIERS[name] != 'configs/kr/resnet18_kr4.py':
         # every dynamic layer starts from the classifier's weights (one step

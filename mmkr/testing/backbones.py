@@ -32,8 +32,10 @@ class Case(NamedTuple):
 # images through their own img_size / window_size, which do not change the
 # arch's layers.
 CASES: Dict[str, Case] = {
+    # without its classifier: with one, LeNet5 squeezes the batch
+    # dimension of a single image away, so no sample can run alone
     'LeNet5':
-    Case(dict(num_classes=10), in_channels=1),
+    Case(dict(), in_channels=1),
     'AlexNet':
     Case(dict(), size=64),
     'VGG':
@@ -128,8 +130,9 @@ CASES: Dict[str, Case] = {
     Case(dict(), size=75),
     'MobileOne':
     Case(dict(arch='s0')),
+    # its last stage's attention bias is made for 7x7 tokens
     'EfficientFormer':
-    Case(dict(arch='l1')),
+    Case(dict(arch='l1'), size=224),
     'MViT':
     Case(dict(arch='tiny', img_size=64), size=64),
     'HorNet':
@@ -165,14 +168,16 @@ CASES: Dict[str, Case] = {
     Case(dict(arch='tiny', img_size=32, patch_size=8)),
     'HiViT':
     Case(dict(arch='tiny', img_size=64), size=64),
-    'SparseResNet':
-    Case(dict(depth=18)),
-    'SparseConvNeXt':
-    Case(dict(arch='atto')),
 }
 
-# Backbones that cannot be built on their own, with the reason.
-EXCLUDED: Dict[str, str] = {}
+# Backbones that cannot run on their own, with the reason.
+_SPARK = ("SparK's sparse encoder: its convs and norms read the mask that "
+          'the SparK algorithm sets before each forward pass '
+          '(SparseHelper._cur_active), so it runs only inside SparK')
+EXCLUDED: Dict[str, str] = {
+    'SparseResNet': _SPARK,
+    'SparseConvNeXt': _SPARK,
+}
 
 
 def registry_backbones() -> List[str]:
@@ -270,11 +275,21 @@ def check_trains(model: nn.Module, case: Case) -> List[str]:
         p_name for p_name, p in model.named_parameters()
         if p.requires_grad and (p.grad is None or not p.grad.any())
     ]
+    # A silent layer's kernel gets no gradient, nor does the generator of
+    # d_i where every layer after layer i is silent (timm's ResNet: a
+    # zero-initialised norm closes each block, so the last block's convs
+    # are silent and so is the generator of the d they read). Both learn
+    # once the norm's weight has moved off zero. The last layer's generator
+    # is never exempt: with nothing to read its d, it should not exist.
+    order = model.dynamic_names
+    heard = [i for i, name in enumerate(order) if name not in silent]
+    unheard = order[heard[-1] if heard else 0:-1]
     exempt = {
         f'backbone.{name}.{p}'
-        for name in silent
-        for p, _ in model.dynamic_layers[name].named_parameters()
-        if not p.startswith('kr_generator.')
+        for name, layer in model.dynamic_layers.items()
+        for p, _ in layer.named_parameters()
+        if (name in silent and not p.startswith('kr_generator.')) or (
+            name in unheard and p.startswith('kr_generator.'))
     }
     dead = sorted(set(no_grad) & kr_params - exempt)
     assert not dead, f'KR parameters without gradient: {dead}'
