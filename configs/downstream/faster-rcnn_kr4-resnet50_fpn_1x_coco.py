@@ -1,36 +1,17 @@
 # Faster R-CNN with a KR (4x) ResNet-50 backbone and FPN on COCO (MMDetection
-# 3.x, 8 GPUs x 2 images, 1x schedule). The settings are the ODConv (4x)
-# config's, with KR layers: ODConv's
-# object_detection/configs/odconv/faster_rcnn_odconv4x_r50_fpn_1x_coco.py
-# (MMDetection 2.x) in MMDetection 3.x: frozen first stage, BatchNorm in eval
-# mode. The backbone checkpoint is the ImageNet classifier's of
-# configs/kr/resnet50_kr4.py, loaded with prefix='backbone.'.
-_base_ = [
-    'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
-    'mmdet::_base_/datasets/coco_detection.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
-]
-custom_imports = dict(
-    imports=['mmkr', 'mmpretrain.models'], allow_failed_imports=False)
+# 3.x, 8 GPUs x 2 images, 1x schedule): the ODConv (4x) config
+# faster-rcnn_odconv4-resnet50_fpn_1x_coco.py with KR layers (every conv
+# dynamic but the first, LayerNorm attention trunk, d of 64). The backbone
+# checkpoint is the ImageNet classifier's of configs/kr/resnet50_kr4.py,
+# loaded with prefix='backbone.'.
+_base_ = './faster-rcnn_odconv4-resnet50_fpn_1x_coco.py'
 
 pretrained = 'checkpoints/resnet50_kr4_in1k.pth'
 
 model = dict(
     backbone=dict(
-        _delete_=True,
-        type='mmpretrain.KRBackbone',
-        backbone=dict(
-            type='mmpretrain.ResNet',
-            depth=50,
-            num_stages=4,
-            out_indices=(0, 1, 2, 3),
-            frozen_stages=1,
-            norm_cfg=dict(type='BN', requires_grad=True),
-            norm_eval=True,
-            style='pytorch'),
-        kernel_num=4,
+        with_kr=True,
         kr_dims=64,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
-    neck=dict(in_channels=[256, 512, 1024, 2048]))
+        attention_norm='ln',
+        static_layers=None,
+        init_cfg=dict(checkpoint=pretrained)))
