@@ -89,9 +89,7 @@ class DynamicLinear(MixingLayer):
             out = F.linear(tokens, self.weight[0])
             bias = None if self.bias is None else self.bias[0]
         else:
-            weights = (att.kernel @ self.weight.flatten(1).to(
-                att.kernel.dtype)).view(-1, self.out_features,
-                                        self.in_features)
+            weights = self._mixed_weights(att)
             out = torch.bmm(tokens, weights.transpose(1, 2).to(tokens.dtype))
             bias = None if self.bias is None else (
                 att.kernel @ self.bias).unsqueeze(1)
@@ -101,16 +99,17 @@ class DynamicLinear(MixingLayer):
             out = out + bias.to(out.dtype)
         return out.view(*x.shape[:-1], self.out_features), d_next
 
+    def _mixed_weights(self, att: KernelAttention) -> torch.Tensor:
+        """Σ_k a_k W_k, (B, C_out, C_in)."""
+        return (att.kernel @ self.weight.flatten(1).to(att.kernel.dtype)
+                ).view(-1, self.out_features, self.in_features)
+
     def sample_kernels(self, att: KernelAttention) -> torch.Tensor:
         """W_b, (B, C_out, C_in): f ⊙ c ⊙ Σ_k a_k W_k, with which the layer
         maps each of sample b's rows x to W_b x plus a bias."""
         batch = next(a for a in att if a is not None).shape[0]
-        if att.kernel is None:
-            kernels = self.weight[0].expand(batch, -1, -1)
-        else:
-            kernels = (att.kernel @ self.weight.flatten(1).to(
-                att.kernel.dtype)).view(-1, self.out_features,
-                                        self.in_features)
+        kernels = (self.weight[0].expand(batch, -1, -1)
+                   if att.kernel is None else self._mixed_weights(att))
         if att.channel is not None:
             kernels = kernels * att.channel[:, None, :].to(kernels.dtype)
         if att.filter is not None:
